@@ -1,0 +1,3 @@
+"""Stability AI actions for workflow automation engines."""
+
+__version__ = "0.1.0"

@@ -173,12 +173,16 @@ def field_facts(schema: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def body_facts(content: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]:
-    """The encoding, fields and required fields of a request body. Variants
-    (``oneOf``/``anyOf``) contribute their fields; only what every variant
-    requires is required."""
+def body_facts(
+    spec: dict[str, Any], content: dict[str, Any]
+) -> tuple[str, dict[str, Any], list[str], dict[str, Any] | None]:
+    """The encoding, fields, required fields and variants of a request body. Variants
+    (``oneOf``/``anyOf``) contribute their fields, and an enum is the union of the
+    variants' enums; only what every variant requires is required. When a
+    discriminator names the variant, ``variants`` gives what each of its values
+    requires (e.g. v1 masking needs ``mask_image`` unless ``INIT_IMAGE_ALPHA``)."""
     if not content:
-        return "none", {}, []
+        return "none", {}, [], None
     media_type = next(iter(content))
     encoding = {"multipart/form-data": "multipart", "application/json": "json"}.get(
         media_type, media_type
@@ -191,11 +195,34 @@ def body_facts(content: dict[str, Any]) -> tuple[str, dict[str, Any], list[str]]
         variant = merge_all_of({**{k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")},
                                 "allOf": [variant]})
         for name, sub in variant.get("properties", {}).items():
-            fields.setdefault(name, field_facts(sub))
+            facts = field_facts(sub)
+            known = fields.setdefault(name, facts)
+            if known is not facts and "enum" in known and "enum" in facts:
+                known["enum"] = known["enum"] + [v for v in facts["enum"] if v not in known["enum"]]
         required_sets.append(set(variant.get("required", [])))
     required = set.intersection(*required_sets) if required_sets else set()
+    variants = discriminated_variants(spec, schema, fields)
     # A name the description requires but never defines is not a field (erase's "prompt").
-    return encoding, fields, sorted(required & set(fields))
+    return encoding, fields, sorted(required & set(fields)), variants
+
+
+def discriminated_variants(
+    spec: dict[str, Any], schema: dict[str, Any], fields: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What each value of a discriminator property requires. The values also become
+    the property's enum when the description gives it none (v1 ``mask_source``)."""
+    discriminator = schema.get("discriminator") or {}
+    name, mapping = discriminator.get("propertyName"), discriminator.get("mapping")
+    if not name or not mapping:
+        return None
+    required: dict[str, list[str]] = {}
+    for value, ref in mapping.items():
+        target = merge_all_of(resolve(spec, {"$ref": ref}))
+        required[value] = sorted(set(target.get("required", [])) & set(fields))
+    if name in fields:
+        enum = list(fields[name].get("enum", []))
+        fields[name]["enum"] = enum + [v for v in mapping if v not in enum]
+    return {"property": name, "required": required}
 
 
 def result_of(path: str, description: str) -> str:
@@ -233,7 +260,9 @@ def derive(spec: dict[str, Any]) -> dict[str, Any]:
             op = resolve(spec, raw)
             params = {p["name"].lower(): p for p in op.get("parameters", [])}
             accept = params.get("accept", {}).get("schema", {})
-            encoding, fields, required = body_facts(op.get("requestBody", {}).get("content", {}))
+            encoding, fields, required, variants = body_facts(
+                spec, op.get("requestBody", {}).get("content", {})
+            )
             description = op.get("description", "")
             responses = {
                 status: sorted(resp.get("content", {}).keys())
@@ -266,6 +295,7 @@ def derive(spec: dict[str, Any]) -> dict[str, Any]:
                 "credits": credits_of(description),
                 "required": required,
                 "fields": fields,
+                **({"variants": variants} if variants else {}),
                 "path_parameters": sorted(p["name"] for p in op.get("parameters", []) if p.get("in") == "path"),
                 "responses": responses,
                 "error_statuses": sorted(int(s) for s in op.get("responses", {}) if s[0] in "45"),

@@ -1,0 +1,308 @@
+"""The ``stability-connector`` command.
+
+Every subcommand turns a :class:`~stability_connector.errors.ConnectorError` into a
+plain message on stderr and a non-zero exit: people see what to change, never a
+traceback. Exit codes: 0 done, 1 the work failed, 2 the input or definition is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import ConnectorError, DefinitionError, InputValidationError, TemplateError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except (InputValidationError, TemplateError, DefinitionError) as error:
+        _fail(error, args)
+        return 2
+    except ConnectorError as error:
+        _fail(error, args)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(error: ConnectorError, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": error.to_dict()}, indent=2))
+    else:
+        print(f"error: {error.message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stability-connector",
+        description="Stability AI actions for workflow automation: browse the catalog, "
+        "run an action, run workflows, or serve the offline sandbox.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    actions = commands.add_parser("actions", help="browse the action catalog")
+    actions_commands = actions.add_subparsers(title="actions commands", metavar="COMMAND")
+    listing = actions_commands.add_parser("list", help="every action, by group")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_actions_list)
+    show = actions_commands.add_parser("show", help="one action's form: fields, options, example")
+    show.add_argument("action", metavar="ACTION")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=_actions_show)
+    actions.set_defaults(handler=lambda _args: _help(actions))
+
+    run = commands.add_parser("run", help="run one action")
+    run.add_argument("action", metavar="ACTION")
+    run.add_argument(
+        "-i",
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an input value (repeatable); values may map from the context: <<trigger.x>>",
+    )
+    run.add_argument("--inputs", dest="inputs_file", type=Path, metavar="FILE.json")
+    run.add_argument(
+        "--context", type=Path, metavar="FILE.json", help="{trigger, steps, vars} to map from"
+    )
+    run.add_argument("--connection", metavar="NAME", help="a named connection (connector.yaml)")
+    run.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where files go")
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="for asynchronous actions: return the job id at once instead of waiting",
+    )
+    run.add_argument(
+        "--resume-id", metavar="JOB_ID", help="pick up an asynchronous job started earlier"
+    )
+    run.add_argument("--json", action="store_true", help="machine-readable output")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check the catalog")
+    validate.set_defaults(handler=_validate)
+
+    schema = commands.add_parser("schema", help="the whole catalog as one JSON document")
+    schema.add_argument("-o", "--output", type=Path, metavar="FILE")
+    schema.set_defaults(handler=_schema)
+
+    from .sandbox.server import add_sandbox_command
+    from .workflows.commands import add_workflow_commands
+
+    add_sandbox_command(commands)
+    add_workflow_commands(commands)
+    return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+# --- actions -------------------------------------------------------------------------
+
+
+def _actions_list(args: argparse.Namespace) -> int:
+    from .catalog import default_catalog, describe_action
+
+    catalog = default_catalog()
+    summaries = [describe_action(spec, brief=True) for spec in catalog.actions.values()]
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+        return 0
+    group = None
+    for summary in summaries:
+        if summary["group"] != group:
+            group = summary["group"]
+            print(f"\n{group}")
+        status = "" if summary["status"] == "current" else f" [{summary['status']}]"
+        credits = _credits_text(summary.get("credits"))
+        print(f"  {summary['id']:<34} {summary['title']}{status}{credits}")
+    return 0
+
+
+def _credits_text(credits: Any) -> str:
+    if credits is None:
+        return ""
+    if isinstance(credits, int | float):
+        return f" — {credits:g} credits"
+    return f" — {credits}"
+
+
+def _actions_show(args: argparse.Namespace) -> int:
+    from .catalog import default_catalog, describe_action
+
+    described = describe_action(default_catalog().action(args.action))
+    if args.json:
+        print(json.dumps(described, indent=2, default=str))
+        return 0
+    print(f"{described['title']} ({described['id']}) — {described['group']}")
+    print(described["description"])
+    if described.get("credits") is not None:
+        print(f"Cost: {_credits_text(described['credits']).lstrip(' —')}")
+    print("\nInputs:")
+    for field in described["fields"]:
+        required = "required" if field["required"] else "optional"
+        print(f"  {field['name']} ({field['type']}, {required}) — {field['title']}")
+        if field.get("description"):
+            print(f"      {field['description']}")
+        if field.get("options"):
+            options = ", ".join(f"{o['label']} → {o['value']}" for o in field["options"])
+            print(f"      options: {options}")
+        if field.get("range"):
+            print(f"      range: {field['range']}")
+        if field.get("default") is not None:
+            print(f"      default: {field['default']}")
+    print("\nOutputs:")
+    for name, title in described.get("outputs", {}).items():
+        print(f"  {name} — {title}")
+    if described.get("example"):
+        print("\nExample inputs:")
+        print("  " + json.dumps(described["example"]["inputs"]))
+    return 0
+
+
+# --- run -----------------------------------------------------------------------------
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as missing:
+        raise InputValidationError(what, [_problem(what, f"file {path} does not exist")]) from missing
+    except json.JSONDecodeError as broken:
+        raise InputValidationError(
+            what, [_problem(what, f"{path} is not valid JSON ({broken.msg}, line {broken.lineno})")]
+        ) from broken
+
+
+def _problem(field: str, problem: str) -> Any:
+    from .errors import FieldProblem
+
+    return FieldProblem(field=field, problem=problem)
+
+
+def _collect_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    if args.inputs_file is not None:
+        loaded = _read_json(args.inputs_file, "--inputs")
+        if not isinstance(loaded, dict):
+            raise InputValidationError("--inputs", [_problem("--inputs", "must hold a JSON object")])
+        inputs.update(loaded)
+    for item in args.inputs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputValidationError(
+                args.action, [_problem(f"-i {item}", "write it as KEY=VALUE, e.g. -i prompt=\"a fox\"")]
+            )
+        inputs[key.strip()] = value
+    return inputs
+
+
+def _run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .catalog import default_catalog
+    from .connection import resolve_connection
+    from .node import Runtime
+
+    catalog = default_catalog()
+    spec = catalog.action(args.action)
+    inputs = _collect_inputs(args)
+    context = _read_json(args.context, "--context") if args.context else None
+    connection = resolve_connection(catalog.connector, args.connection)
+    if connection.sandbox:
+        print(
+            "No STABILITY_API_KEY set: running against the built-in sandbox (no credits spent).",
+            file=sys.stderr,
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def progress(polls: int) -> None:
+        if not args.json:
+            print(f"  waiting for {spec.id}: still in progress (check {polls})", file=sys.stderr)
+
+    async def execute() -> Any:
+        async with Runtime(catalog, out_dir=args.out) as runtime:
+            return await runtime.run(
+                spec,
+                inputs,
+                context,
+                connection,
+                wait=not args.no_wait,
+                job_id=args.resume_id,
+                on_poll=progress,
+            )
+
+    result = anyio.run(execute)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    _print_outputs(result.outputs)
+    if result.status == "pending":
+        print(
+            f"\nStarted job {result.job_id}. Fetch it later with:\n"
+            f"  stability-connector run {spec.id} --resume-id {result.job_id}"
+        )
+    return 0
+
+
+def _print_outputs(outputs: dict[str, Any]) -> None:
+    width = max((len(name) for name in outputs), default=0)
+    for name, value in outputs.items():
+        print(f"{name:<{width}}  {_display(value)}")
+
+
+def _display(value: Any) -> str:
+    """Values as a person reads them: long base64 is summarised, not dumped."""
+    if isinstance(value, str) and len(value) > 200:
+        return f"<{len(value)} characters of base64>" if " " not in value else value[:200] + "…"
+    if isinstance(value, list | dict):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 400 else text[:400] + "…"
+    return str(value)
+
+
+# --- catalog -------------------------------------------------------------------------
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .catalog import load_catalog
+
+    catalog = load_catalog()
+    print(f"catalog OK: {len(catalog.actions)} actions in {catalog.root}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .catalog import default_catalog
+
+    text = json.dumps(default_catalog().document(), indent=2, ensure_ascii=False)
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the console script
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    sys.exit(main())

@@ -47,9 +47,9 @@ def test_x_ui_and_x_media_merge_key_by_key_and_null_removes(make_catalog: MakeCa
         "x-media": {"max_pixels": None, "max_aspect_ratio": 2.5},
     }
     action["request"]["files"] = {"image": "<<inputs.image>>"}
-    image = load_catalog(make_catalog(action)).action("stable_image_core").inputs["properties"][
-        "image"
-    ]
+    image = (
+        load_catalog(make_catalog(action)).action("stable_image_core").inputs["properties"]["image"]
+    )
     assert image["x-ui"] == {"widget": "file", "order": 9}
     assert image["x-media"] == {
         "kind": "image",
@@ -301,7 +301,7 @@ def test_connector_unknown_key(make_catalog: MakeCatalog) -> None:
 def test_connector_icon_must_exist(make_catalog: MakeCatalog) -> None:
     connector = yaml.safe_load((REPO / "connector.yaml").read_text())
     connector["icon"] = "schemas/missing.svg"
-    with pytest.raises(DefinitionError, match="connector.yaml: icon: 'schemas/missing.svg'"):
+    with pytest.raises(DefinitionError, match=r"connector\.yaml: icon: 'schemas/missing\.svg'"):
         load_catalog(make_catalog(core(), connector=connector))
 
 
@@ -344,7 +344,7 @@ def test_repository_root_without_a_packaged_catalog(tmp_path: Path) -> None:
 def test_no_catalog_anywhere(tmp_path: Path) -> None:
     package = tmp_path / "runtime" / "stability_connector"
     package.mkdir(parents=True)
-    with pytest.raises(DefinitionError, match="connector.yaml: not found in"):
+    with pytest.raises(DefinitionError, match=r"connector\.yaml: not found in"):
         find_catalog_root(package)
 
 

@@ -90,6 +90,9 @@ class TemplateError(ConnectorError):
 class ExecutionError(ConnectorError):
     """Sending or receiving failed."""
 
+    # The HTTP attempts that led here (transport.Attempt), set by the sender.
+    attempts: tuple[Any, ...] = ()
+
 
 class TransportError(ExecutionError):
     """No usable HTTP response: connection refused or reset, timeout, truncated body.

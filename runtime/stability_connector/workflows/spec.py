@@ -309,7 +309,7 @@ def _chain(node: nodes.Node) -> tuple[str, Path_] | None:
                 path = []  # a computed subscript: only what lies before it can be checked
         else:
             return None
-        node = node.node  # type: ignore[attr-defined]
+        node = node.node
 
 
 def _whole_reference(source: str) -> tuple[str, Path_] | None:

@@ -240,9 +240,12 @@ class Store:
             )
         if version == 0:
             with self.transaction():
-                self._db.executescript(
-                    "BEGIN;" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-                )
+                # Checked again under the write lock: another process may have just done it.
+                if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -69,11 +69,12 @@ class MemoryPermits:
             if now < self._paused_until:
                 return self._paused_until - now
             granted = self._granted
-            while granted and granted[0] <= now - window:
+            # One expression for "has left the window" and "when it leaves", so rounding
+            # cannot make them disagree.
+            while granted and granted[0] + window <= now:
                 granted.popleft()
             if len(granted) >= requests:
-                # The oldest permit still in the window leaves it at granted[-requests] + window.
-                return granted[-requests] + window - now
+                return _at_least_a_tick(granted[-requests] + window - now)
             granted.append(now)
             return 0.0
 
@@ -84,6 +85,11 @@ class MemoryPermits:
     def paused_until(self) -> float:
         with self._lock:
             return self._paused_until
+
+
+def _at_least_a_tick(wait: float) -> float:
+    # A wait so small that now + wait == now would make the waiter spin.
+    return max(wait, 1e-6)
 
 
 class SqlitePermits:
@@ -130,8 +136,8 @@ class SqlitePermits:
             db = self._db
             # Forget permits that left the window, and any from the future (another boot).
             db.execute(
-                "DELETE FROM permits WHERE key = ? AND (granted_at <= ? OR granted_at > ?)",
-                (self._key, now - window, now),
+                "DELETE FROM permits WHERE key = ? AND (granted_at + ? <= ? OR granted_at > ?)",
+                (self._key, window, now, now),
             )
             paused = self._read_pause(wall)
             if now < paused:
@@ -141,7 +147,7 @@ class SqlitePermits:
                 (self._key, requests),
             ).fetchall()
             if len(rows) >= requests:
-                return float(rows[-1][0]) + window - now
+                return _at_least_a_tick(float(rows[-1][0]) + window - now)
             db.execute(
                 "INSERT INTO permits (key, granted_at, wall) VALUES (?, ?, ?)",
                 (self._key, now, wall),

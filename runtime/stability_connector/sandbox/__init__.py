@@ -54,6 +54,8 @@ credits; ``sd3.5-flash`` and the re-routed SD 3.0 model names are accepted for `
 
 from __future__ import annotations
 
+import functools
+
 from .config import DEFAULT_BLOCK_WORDS, DEFAULT_FILTER_WORDS, SandboxConfig
 from .core import SANDBOX_BASE_URL, Sandbox
 from .faults import Fault, FaultPlan, FaultSpecError, parse_fault, parse_fault_spec
@@ -80,9 +82,16 @@ __all__ = [
     "SandboxConfig",
     "add_sandbox_arguments",
     "add_sandbox_command",
+    "default_sandbox",
     "parse_fault",
     "parse_fault_spec",
     "run_sandbox_command",
     "serve",
     "serve_in_thread",
 ]
+
+
+@functools.cache
+def default_sandbox() -> Sandbox:
+    """The process-wide sandbox that connections without an API key talk to."""
+    return Sandbox()

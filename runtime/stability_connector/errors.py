@@ -125,6 +125,16 @@ class JobTimeoutError(ExecutionError):
         self.job_id = job_id
 
 
+class ContentFilteredError(ExecutionError):
+    """Moderation blurred the result (finish reason CONTENT_FILTERED) and the run's
+    ``content_filtered`` policy is "fail". The generation was charged; ``outputs``
+    holds what came back (the blurred file included)."""
+
+    def __init__(self, message: str, *, outputs: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
 @dataclass
 class ApiErrorDetails:
     """What the API said, in its own words."""

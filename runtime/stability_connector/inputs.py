@@ -1,0 +1,345 @@
+"""Node inputs: normalize what people type, then validate it against the action's schema.
+
+Normalizing makes a form forgiving without guessing: an option may be given by its
+value or its label (labels case-insensitively, "16:9 (landscape)" → ``16:9``), a
+numeric string becomes a number where the schema wants one, "true"/"false" a boolean,
+a JSON string an array or object, and an empty optional value counts as absent.
+
+Validating uses the action's JSON Schema (``Draft202012Validator``) and reports every
+problem at once, each as a :class:`FieldProblem` written for people: the field path,
+what is wrong, and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from .definitions import ActionSpec
+from .errors import FieldProblem, InputValidationError
+
+MEDIA_PLACEHOLDER = "<media>"
+"""What a checked media input looks like to the schema (its own limits are checked by media.py)."""
+
+_INT = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+# --- reading schemas -----------------------------------------------------------------
+
+
+def options(schema: Mapping[str, Any]) -> list[tuple[Any, str]] | None:
+    """A dropdown's options as (value, label), from ``oneOf [{const, title}]`` or ``enum``."""
+    one_of = schema.get("oneOf") or schema.get("anyOf")
+    if isinstance(one_of, list) and one_of and all("const" in o for o in one_of):
+        return [(o["const"], str(o.get("title", o["const"]))) for o in one_of]
+    enum = schema.get("enum")
+    if isinstance(enum, list):
+        return [(v, str(v)) for v in enum]
+    return None
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    return set()
+
+
+def is_media(schema: Mapping[str, Any] | None) -> bool:
+    return bool(schema) and "x-media" in schema  # type: ignore[operator]
+
+
+def media_fields(spec: ActionSpec) -> dict[str, dict[str, Any]]:
+    """The inputs that take a file, with their schemas."""
+    props: dict[str, dict[str, Any]] = spec.inputs.get("properties", {})
+    return {name: prop for name, prop in props.items() if is_media(prop)}
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def allowed_text(schema: Mapping[str, Any]) -> str | None:
+    """What a field accepts, for people: its options' labels, or its range."""
+    opts = options(schema)
+    if opts is not None:
+        return ", ".join(label for _, label in opts)
+    low = schema.get("minimum")
+    high = schema.get("maximum")
+    ex_low = schema.get("exclusiveMinimum")
+    ex_high = schema.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        return f"{_number_text(low)} to {_number_text(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {_number_text(low)}")
+    if ex_low is not None:
+        parts.append(f"more than {_number_text(ex_low)}")
+    if high is not None:
+        parts.append(f"at most {_number_text(high)}")
+    if ex_high is not None:
+        parts.append(f"less than {_number_text(ex_high)}")
+    return " and ".join(parts) or None
+
+
+# --- normalizing ---------------------------------------------------------------------
+
+
+def normalize(spec: ActionSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs as the schema wants them; absent optional values are left out."""
+    return _normalize_object(values, spec.inputs)
+
+
+def _absent(value: Any, required: bool) -> bool:
+    return value is None or (not required and isinstance(value, str) and value.strip() == "")
+
+
+def _normalize_object(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    props: Mapping[str, Any] = schema.get("properties", {})
+    required = set(schema.get("required", []))
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if _absent(value, name in required):
+            continue
+        prop = props.get(name)
+        out[name] = value if prop is None or is_media(prop) else _normalize(value, prop)
+    return out
+
+
+def _normalize(value: Any, schema: Mapping[str, Any]) -> Any:
+    opts = options(schema)
+    if opts is not None:
+        return _option_value(value, opts)
+    types = _types(schema)
+    if isinstance(value, str) and "string" not in types:
+        value = _from_text(value.strip(), types)
+    if isinstance(value, float) and "integer" in types and value.is_integer():
+        value = int(value)
+    if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        return [_normalize(v, schema["items"]) for v in value]
+    if isinstance(value, Mapping) and "properties" in schema:
+        return _normalize_object(value, schema)
+    return value
+
+
+def _option_value(value: Any, opts: Sequence[tuple[Any, str]]) -> Any:
+    for const, _ in opts:
+        if value == const and type(value) is type(const):
+            return const
+    text = str(value).strip().casefold()
+    for const, label in opts:
+        if label.casefold() == text:
+            return const
+    for const, _ in opts:
+        if str(const).casefold() == text:
+            return const
+    return value
+
+
+def _from_text(text: str, types: set[str]) -> Any:
+    if "integer" in types and _INT.match(text):
+        return int(text)
+    if ("number" in types or "integer" in types) and _NUMBER.match(text):
+        number = float(text)
+        if math.isfinite(number):
+            return int(number) if number.is_integer() and _INT.match(text) else number
+    if "boolean" in types:
+        if text.casefold() in _TRUE:
+            return True
+        if text.casefold() in _FALSE:
+            return False
+    if types & {"array", "object"} and text[:1] in "[{":
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(parsed, list) and "array" in types:
+            return parsed
+        if isinstance(parsed, dict) and "object" in types:
+            return parsed
+    return text
+
+
+# --- validating ----------------------------------------------------------------------
+
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    # Keyed by the schema object, which the entry keeps alive (ids are never reused).
+    entry = _VALIDATORS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        entry = (schema, Draft202012Validator(schema))
+        _VALIDATORS[id(schema)] = entry
+    return entry[1]
+
+
+def problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldProblem]:
+    """Every problem with ``values`` (media inputs already replaced by their checks)."""
+    instance = {k: MEDIA_PLACEHOLDER if k in media_fields(spec) else v for k, v in values.items()}
+    found: dict[str, tuple[int, FieldProblem]] = {}
+    for error in _validator(spec.inputs).iter_errors(instance):
+        for rank, problem in _explain(error, spec.inputs):
+            # One problem per field: the most basic one (missing, wrong type) wins.
+            if problem.field not in found or rank < found[problem.field][0]:
+                found[problem.field] = (rank, problem)
+    return [problem for _, problem in found.values()]
+
+
+def validate(
+    spec: ActionSpec, values: Mapping[str, Any], extra: Iterable[FieldProblem] = ()
+) -> None:
+    """Raise :class:`InputValidationError` listing every problem, ``extra`` included."""
+    found = [*extra, *problems(spec, values)]
+    seen: set[str] = set()
+    unique = []
+    for problem in found:
+        if problem.field not in seen:
+            seen.add(problem.field)
+            unique.append(problem)
+    if unique:
+        raise InputValidationError(spec.id, unique)
+
+
+def _path(parts: Iterable[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "inputs"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object",
+    "null": "empty",
+}
+
+
+def _schema_at(root: Mapping[str, Any], path: Iterable[Any]) -> Any:
+    node: Any = root
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _condition(root: Mapping[str, Any], schema_path: Sequence[Any]) -> str | None:
+    """For a failure under ``then``: the ``if`` it depends on, in words."""
+    parts = list(schema_path)
+    if "then" not in parts:
+        return None
+    at = len(parts) - 1 - parts[::-1].index("then")
+    condition = _schema_at(root, parts[:at]).get("if", {})
+    props: Mapping[str, Any] = condition.get("properties", {})
+    said = []
+    for name, prop in props.items():
+        if "const" in prop:
+            said.append(f"{name} is {prop['const']!r}")
+        elif "enum" in prop:
+            said.append(f"{name} is one of {', '.join(map(repr, prop['enum']))}")
+    for name in condition.get("required", []):
+        if not {"const", "enum"} & set(props.get(name, {})):
+            said.append(f"{name} is given")
+    return " and ".join(said) or None
+
+
+_DIGIT_PATTERN = re.compile(r"^[\^$()|\[\]{}0-9,?+*\\d-]+$")
+
+
+def _pattern_problem(value: Any, pattern: str) -> str:
+    if _DIGIT_PATTERN.match(pattern):  # the pattern accepts whole numbers only
+        if isinstance(value, str) and value.strip().isdigit():
+            return f"{_show(value)} is out of range"
+        return f"{_show(value)} is not a whole number"
+    return f"{_show(value)} is not in the accepted form"
+
+
+def _hint(schema: Mapping[str, Any]) -> str | None:
+    """What a pattern accepts, in the schema's words: the last sentence of its description."""
+    text = " ".join(str(schema.get("description") or "").split())
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+    return sentences[-1].rstrip(".") if sentences else None
+
+
+def _explain(error: ValidationError, root: Mapping[str, Any]) -> list[tuple[int, FieldProblem]]:
+    where = list(error.absolute_path)
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    kind = error.validator
+    value = error.instance
+    rule: Any = error.validator_value
+    field = _path(where)
+
+    if kind == "required":
+        present = value if isinstance(value, Mapping) else {}
+        missing = [n for n in rule if n not in present]
+        condition = _condition(root, list(error.absolute_schema_path))
+        problem = f"required when {condition}" if condition else "is required"
+        return [(0, FieldProblem(_path([*where, n]), problem)) for n in missing]
+    if kind == "dependentRequired":
+        present = value if isinstance(value, Mapping) else {}
+        out = []
+        for trigger, needed in rule.items():
+            if trigger in present:
+                for n in needed:
+                    if n not in present:
+                        text = f"required when {trigger} is given"
+                        out.append((0, FieldProblem(_path([*where, n]), text)))
+        return out
+    if kind == "additionalProperties":
+        props = schema.get("properties", {})
+        extra = [n for n in (value if isinstance(value, Mapping) else {}) if n not in props]
+        known = ", ".join(props) or None
+        return [
+            (0, FieldProblem(_path([*where, n]), "is not an input of this action", known))
+            for n in extra
+        ]
+    if kind == "type":
+        wanted = rule
+        words = " or ".join(
+            _TYPE_WORDS.get(t, t) for t in ([wanted] if isinstance(wanted, str) else wanted)
+        )
+        return [(1, FieldProblem(field, f"{_show(value)} is not {words}"))]
+    if kind in {"oneOf", "anyOf", "enum", "const"} and options(schema) is not None:
+        problem = f"{_show(value)} is not one of the options"
+        return [(2, FieldProblem(field, problem, allowed_text(schema)))]
+    if kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
+        return [(2, FieldProblem(field, f"{_show(value)} is out of range", allowed_text(schema)))]
+    if kind == "minLength":
+        if rule == 1:
+            return [(2, FieldProblem(field, "must not be empty"))]
+        return [(2, FieldProblem(field, f"is shorter than {rule} characters"))]
+    if kind == "maxLength":
+        size = len(value) if isinstance(value, str) else "?"
+        problem = f"is longer than {rule} characters (it has {size})"
+        return [(2, FieldProblem(field, problem))]
+    if kind == "multipleOf":
+        step = _number_text(rule)
+        return [(2, FieldProblem(field, f"{_show(value)} is not a multiple of {step}"))]
+    if kind == "minItems":
+        return [(2, FieldProblem(field, f"needs at least {rule} items"))]
+    if kind == "maxItems":
+        return [(2, FieldProblem(field, f"takes at most {rule} items"))]
+    if kind == "pattern":
+        return [(2, FieldProblem(field, _pattern_problem(value, str(rule)), _hint(schema)))]
+    if kind == "not":
+        return [(3, FieldProblem(field, f"{_show(value)} is not allowed here"))]
+    return [(3, FieldProblem(field, error.message))]

@@ -1,0 +1,285 @@
+"""Render an action's request (its YAML ``request``) from validated inputs.
+
+``render_request`` turns ``request`` into a :class:`PreparedRequest`: the path and
+headers rendered, the body as multipart form fields (numbers as their decimal text,
+nested values flattened the way the API reads them: ``text_prompts[0][text]``) or as
+JSON, media inputs as files, and absent optional inputs left out.
+
+Every path is confined to the connection's base URL (:func:`confine_path`). For the
+generic request, whose path, query, headers and body the user writes, this is the
+SSRF guard: absolute URLs, other hosts, userinfo, dot segments (also percent-encoded,
+at any depth), backslashes, control characters and look-alike characters are refused
+with a :class:`BlockedRequestError` before anything is sent. Redirects are never
+followed (the client is built with ``follow_redirects=False``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+from .definitions import ActionSpec
+from .errors import BlockedRequestError
+from .media import MAX_REQUEST_BYTES, Media, inspect
+from .templates import definition_scope, render, render_definition
+from .transport import PreparedRequest
+
+MAX_PATH_CHARS = 2048
+METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+# Headers a user may not set: they would change where the request goes, how its body
+# is framed, or whose credentials it carries.
+FORBIDDEN_HEADERS = {
+    "host", "content-length", "transfer-encoding", "connection", "cookie", "authorization",
+    "proxy-authorization", "proxy-connection", "forwarded", "x-forwarded-for", "x-forwarded-host",
+    "upgrade", "te", "trailer", "expect",
+}  # fmt: skip
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
+
+
+def render_request(
+    action: ActionSpec, inputs: Mapping[str, Any], *, base_url: str | None = None
+) -> PreparedRequest:
+    """The request ``action`` sends for ``inputs`` (already normalized and validated).
+
+    ``base_url`` (the connection's) lets the final URL be checked too; the path
+    alone is already confined.
+    """
+    spec = action.request
+    scope = definition_scope(inputs)
+    place = f"{action.id}: request"
+    method: str = spec.method
+    encoding: str = spec.encoding
+    path = render(f"{place}.path", spec.path, scope)
+    headers = _strings(render_definition(f"{place}.headers", spec.headers, scope))
+    params = _strings(render_definition(f"{place}.query", spec.query, scope))
+    body = render_definition(f"{place}.body", spec.body, scope)
+    files = _files(render_definition(f"{place}.files", spec.files, scope))
+
+    if spec.generic:
+        method, encoding, body = _generic(inputs, method, encoding, body, headers, params)
+
+    if not isinstance(path, str):
+        raise BlockedRequestError(f"{action.id}: the path must be text, not {type(path).__name__}")
+    path = confine_path(path, base_url)
+    if spec.accept is not None:
+        accept = render(f"{place}.accept", spec.accept, scope)
+        if accept:
+            headers["accept"] = str(accept)
+
+    prepared = PreparedRequest(method=method, path=path, headers=headers, params=params)
+    if encoding == "multipart":
+        data: dict[str, str] = {}
+        for key, value in (body or {}).items():
+            _flatten(key, value, data, files)
+        prepared.data = data
+        prepared.files = files or None
+        prepared.multipart = True
+    elif encoding == "json":
+        prepared.json = _jsonable(body)
+    prepared.paid = method != "GET" and bool(action.credits)
+    return prepared
+
+
+def body_size(request: PreparedRequest) -> int:
+    """About how many bytes the body will be (multipart framing included)."""
+    if request.multipart:
+        size = sum(len(k) + len(v.encode()) + 100 for k, v in (request.data or {}).items())
+        for name, (filename, payload, content_type) in (request.files or {}).items():
+            size += len(name) + len(filename) + len(content_type) + len(payload) + 130
+        return size
+    if request.json is not None:
+        return len(json.dumps(request.json, ensure_ascii=False).encode())
+    return 0
+
+
+def too_large(request: PreparedRequest) -> str | None:
+    """Why the request cannot be sent (over the API's 10 MiB), or None."""
+    size = body_size(request)
+    if size <= MAX_REQUEST_BYTES:
+        return None
+    parts = ", ".join(
+        f"{name} {len(payload) / 1048576:.1f} MiB"
+        for name, (_, payload, _) in (request.files or {}).items()
+    )
+    detail = f" ({parts})" if parts else ""
+    return f"the request would be {size / 1048576:.1f} MiB{detail}; the API accepts at most 10 MiB"
+
+
+# --- body encoding ---------------------------------------------------------------------
+
+
+def form_text(value: Any) -> str:
+    """A form field's text: numbers in plain decimal (never 1e-05), booleans lower case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return format(Decimal(repr(value)), "f")
+    return str(value)
+
+
+def _flatten(
+    key: str, value: Any, data: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for sub, entry in value.items():
+            _flatten(f"{key}[{sub}]", entry, data, files)
+    elif isinstance(value, list | tuple):
+        for i, entry in enumerate(value):
+            _flatten(f"{key}[{i}]", entry, data, files)
+    elif isinstance(value, Media | bytes | bytearray):
+        files.update(_files({key: value}))
+    else:
+        data[key] = form_text(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Media):
+        return base64.b64encode(value.data).decode("ascii")
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _files(rendered: Any) -> dict[str, tuple[str, bytes, str]]:
+    out: dict[str, tuple[str, bytes, str]] = {}
+    for field, value in (rendered or {}).items():
+        if value is None:
+            continue
+        media = value if isinstance(value, Media) else inspect(bytes(value))
+        out[field] = (media.filename(field), media.data, media.content_type)
+    return out
+
+
+def _strings(rendered: Any) -> dict[str, str]:
+    return {str(k): form_text(v) for k, v in (rendered or {}).items() if v is not None}
+
+
+# --- the generic request ---------------------------------------------------------------
+
+
+def _generic(
+    inputs: Mapping[str, Any],
+    method: str,
+    encoding: str,
+    body: Any,
+    headers: dict[str, str],
+    params: dict[str, str],
+) -> tuple[str, str, Any]:
+    """What the user described: ``method``, ``query``, ``headers``, ``body``, ``encoding``."""
+    method = str(inputs.get("method") or method).upper()
+    if method not in METHODS:
+        raise BlockedRequestError(
+            f"method {method!r} is not allowed ({', '.join(sorted(METHODS))})"
+        )
+    encoding = str(inputs.get("encoding") or encoding)
+    for name, value in dict(inputs.get("headers") or {}).items():
+        headers[check_header(str(name), value)] = form_text(value)
+    for name, value in dict(inputs.get("query") or {}).items():
+        if value is not None:
+            params[_clean(str(name), "query parameter")] = _clean(form_text(value), "query value")
+    user_body = inputs.get("body")
+    if isinstance(user_body, Mapping) and isinstance(body, Mapping):
+        body = {**body, **user_body}
+    elif user_body is not None:
+        body = user_body
+    if encoding == "multipart" and not isinstance(body or {}, Mapping):
+        raise BlockedRequestError("a multipart body must be an object of form fields")
+    return method, encoding, body
+
+
+def check_header(name: str, value: Any) -> str:
+    """A header the user may set; refuses framing, routing and credential headers."""
+    lower = name.strip().lower()
+    if not _HEADER_NAME.match(lower):
+        raise BlockedRequestError(f"header name {name!r} is not a valid HTTP header name")
+    if lower in FORBIDDEN_HEADERS or lower.startswith("proxy-"):
+        raise BlockedRequestError(f"header {name!r} cannot be set on a request")
+    _clean(form_text(value), f"header {name!r}")
+    return lower
+
+
+def _clean(text: str, what: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise BlockedRequestError(f"{what} holds control characters (CR, LF, NUL, …)")
+    return text
+
+
+def _blocked(path: str, reason: str) -> BlockedRequestError:
+    shown = path if len(path) <= 120 else path[:117] + "…"
+    return BlockedRequestError(
+        f"refused path {shown!r}: {reason}. A request may only go to the connection's base "
+        "URL: give a path such as /v2beta/…, nothing was sent"
+    )
+
+
+def confine_path(path: str, base_url: str | None = None) -> str:
+    """``path`` if it stays on the base URL, else :class:`BlockedRequestError`."""
+    if len(path) > MAX_PATH_CHARS:
+        raise _blocked(path, f"longer than {MAX_PATH_CHARS} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise _blocked(path, "it holds control characters (CR, LF, NUL, tab)")
+    if any(ord(c) > 0x7E for c in path):
+        raise _blocked(path, "it holds non-ASCII characters (look-alikes of / . @ and such)")
+    if _SCHEME.match(path):
+        raise _blocked(path, "absolute URLs are not accepted")
+    if path.startswith("//"):
+        raise _blocked(path, "'//' at the start names another host")
+    if not path.startswith("/"):
+        raise _blocked(path, "it must start with '/'")
+    # Undo percent-encoding until nothing changes, so %2e%2e and %252e%252e are seen too.
+    layers = [path]
+    while len(layers) < 5:
+        decoded = unquote(layers[-1])
+        if decoded == layers[-1]:
+            break
+        layers.append(decoded)
+    else:
+        raise _blocked(path, "it is percent-encoded too many times")
+    for layer in layers:
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in layer):
+            raise _blocked(path, "it holds encoded control characters (CR, LF, NUL)")
+        if any(ord(c) > 0x7E for c in layer):
+            raise _blocked(path, "it holds encoded non-ASCII characters")
+        if _ENCODED_SLASH.search(layer):
+            raise _blocked(path, "encoded slashes (%2F, %5C) are not accepted")
+        if "\\" in layer:
+            raise _blocked(path, "backslashes are not accepted")
+        if "@" in layer:
+            raise _blocked(path, "'@' (user information) is not accepted")
+        if "?" in layer or "#" in layer:
+            raise _blocked(path, "'?' and '#' do not belong in the path; use the query field")
+        if "//" in layer:
+            raise _blocked(path, "empty path segments ('//') are not accepted")
+        if any(segment in (".", "..") for segment in layer.split("/")):
+            raise _blocked(path, "'.' and '..' segments are not accepted")
+    if base_url is not None:
+        _check_url(path, base_url)
+    return path
+
+
+def _check_url(path: str, base_url: str) -> None:
+    """Build the URL the way the client will and compare it with the base URL."""
+    base = httpx.URL(base_url)
+    url = httpx.URL(base_url.rstrip("/") + path)
+    same = (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port)
+    if not same or not url.path.startswith(base.path.rstrip("/")):
+        raise _blocked(path, "it leaves the connection's base URL")

@@ -33,10 +33,12 @@ class SystemClock:
 
 @dataclass(eq=False)
 class FakeClock:
-    """Virtual time: ``sleep`` moves ``now()`` forward at once and records the request.
+    """Virtual time: ``sleep(s)`` records ``s`` and ends at once, with ``now()`` moved
+    forward to ``s`` after the time the sleep began (never backwards).
 
-    Concurrent sleepers each move the clock forward by their own amount from the time
-    they started sleeping (never backwards), then yield to the event loop once.
+    Before moving the time, a sleeper lets every task that is ready run at the current
+    time, so sleeps that overlap end together (the time moves to the latest end, not the
+    sum) - as they would in real time.
     """
 
     start: float = 0.0
@@ -54,6 +56,6 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self.sleeps.append(seconds)
-        self._now += seconds
-        # A checkpoint, as a real sleep would be: other tasks get to run.
+        wake_at = self._now + seconds
         await anyio.sleep(0)
+        self._now = max(self._now, wake_at)

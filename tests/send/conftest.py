@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+
 import httpx
 import pytest
 
@@ -10,7 +12,8 @@ from stability_connector.clock import FakeClock
 from stability_connector.connection import Connection, Secret
 from stability_connector.ratelimit import RateLimiter
 from stability_connector.retry import RetryPolicy
-from stability_connector.transport import Sender
+from stability_connector.sandbox import SANDBOX_BASE_URL, JournalEntry, Sandbox, SandboxConfig
+from stability_connector.transport import PreparedRequest, Sender
 
 TEST_KEY = "sk-TEST-5ecret-key-0123456789abcdef"
 BASE_URL = "https://api.example.test"
@@ -72,3 +75,65 @@ def scripted(*answers: Answer) -> tuple[httpx.MockTransport, list[httpx.Request]
         return httpx.Response(status, headers=headers, content=b"ok")
 
     return httpx.MockTransport(handler), seen
+
+
+# --- the sandbox ---------------------------------------------------------------------
+
+CORE = "/v2beta/stable-image/generate/core"
+BALANCE = "/v1/user/balance"
+
+
+@dataclass
+class SandboxRig:
+    """A sandbox on a fake clock, and senders to it that share one limiter."""
+
+    clock: FakeClock
+    sandbox: Sandbox
+    limiter: RateLimiter
+
+    def sender(
+        self,
+        policy: RetryPolicy | None = None,
+        *,
+        key: str = TEST_KEY,
+        clock: FakeClock | None = None,
+    ) -> Sender:
+        connection = Connection(
+            name="sandbox", base_url=SANDBOX_BASE_URL, api_key=Secret(key), sandbox=True
+        )
+        client = httpx.AsyncClient(base_url=SANDBOX_BASE_URL, transport=self.sandbox.transport())
+        return Sender(
+            client,
+            connection,
+            policy or RetryPolicy(),
+            self.limiter,
+            clock or self.clock,
+            CLIENT_HEADERS,
+            rng=random.Random(11),
+        )
+
+    def received(self, path: str | None = None) -> list[JournalEntry]:
+        return [e for e in self.sandbox.journal if path is None or e.path == path]
+
+
+@pytest.fixture
+def rig() -> SandboxRig:
+    clock = FakeClock()
+    sandbox = Sandbox(SandboxConfig(clock=clock.now, sleep=clock.sleep, random_seed=1))
+    return SandboxRig(clock, sandbox, RateLimiter(150, 10.0, clock))
+
+
+def generate(prompt: str = "a lighthouse at dusk") -> PreparedRequest:
+    """A paid request: Stable Image Core, binary answer."""
+    return PreparedRequest(
+        "POST",
+        CORE,
+        headers={"accept": "image/*"},
+        data={"prompt": prompt, "output_format": "jpeg"},
+        multipart=True,
+        paid=True,
+    )
+
+
+def balance() -> PreparedRequest:
+    return PreparedRequest("GET", BALANCE)

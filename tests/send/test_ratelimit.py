@@ -163,7 +163,8 @@ async def test_the_shared_file_holds_the_fingerprint_never_the_key(tmp_path: Pat
     path = tmp_path / SHARED_FILE_NAME
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(FULL)")
-        keys = {row[0] for row in db.execute("SELECT key FROM permits UNION SELECT key FROM pauses")}
+        rows = db.execute("SELECT key FROM permits UNION SELECT key FROM pauses")
+        keys = {row[0] for row in rows}
         mode = db.execute("PRAGMA journal_mode").fetchone()[0]
     assert keys == {Secret(TEST_KEY).fingerprint()}
     assert mode == "wal"

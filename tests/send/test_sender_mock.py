@@ -34,9 +34,7 @@ def paid() -> PreparedRequest:
     )
 
 
-@pytest.mark.parametrize(
-    "fault", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout]
-)
+@pytest.mark.parametrize("fault", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
 async def test_nothing_sent_is_always_retried_and_never_marked_charged(
     fault: type[Exception],
 ) -> None:
@@ -158,7 +156,10 @@ async def test_retry_after_seconds_is_a_minimum() -> None:
 
 
 async def test_retry_after_http_date_is_a_minimum() -> None:
-    headers = {"date": "Wed, 21 Oct 2026 07:28:00 GMT", "retry-after": "Wed, 21 Oct 2026 07:28:12 GMT"}
+    headers = {
+        "date": "Wed, 21 Oct 2026 07:28:00 GMT",
+        "retry-after": "Wed, 21 Oct 2026 07:28:12 GMT",
+    }
     transport, _ = scripted((503, headers), 200)
     clock = FakeClock()
     await make_sender(transport, clock=clock, policy=RetryPolicy(initial_delay=0.1)).send(FREE, [])
@@ -204,7 +205,11 @@ async def test_a_429_without_retry_after_pauses_the_key_for_the_penalty() -> Non
 
 
 async def test_v1_and_non_json_error_bodies_reach_the_error() -> None:
-    v1 = (400, {"content-type": "application/json"}, b'{"id": "v1-id", "name": "bad_request", "message": "height must be a multiple of 64"}')
+    v1 = (
+        400,
+        {"content-type": "application/json"},
+        (b'{"id": "v1-id", "name": "bad_request", "message": "height must be a multiple of 64"}'),
+    )
     transport, _ = scripted(v1)
     with pytest.raises(InvalidRequestError) as caught:
         await make_sender(transport).send(FREE, [])
@@ -272,7 +277,10 @@ async def test_multipart_with_files_carries_name_filename_and_type() -> None:
 async def test_json_body_and_query_params() -> None:
     transport, seen = scripted(200)
     request = PreparedRequest(
-        "POST", "/v1/generation/x/text-to-image", params={"a": "1"}, json={"text_prompts": [{"text": "é"}]}
+        "POST",
+        "/v1/generation/x/text-to-image",
+        params={"a": "1"},
+        json={"text_prompts": [{"text": "é"}]},
     )
     await make_sender(transport).send(request, [])
     assert seen[0].headers["content-type"] == "application/json"

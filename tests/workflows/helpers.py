@@ -108,6 +108,7 @@ class FakeExecutor:
         job_id: str | None = None,
         on_job_started: Callable[[str], Any] | None = None,
         on_attempt: Callable[[Any], None] | None = None,
+        out_dir: Any = None,
     ) -> Any:
         resolved = resolve_inputs(inputs, context)
         self.calls.append(Call(action, resolved, job_id))

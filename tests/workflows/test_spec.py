@@ -189,6 +189,10 @@ def test_not_yaml_is_refused_with_the_line(tmp_path: Path) -> None:
 def test_template_local_names_are_not_references() -> None:
     refs = template_references("<% for p in trigger.tags %><<p>>-<<loop.index>><% endfor %>")
     assert refs == [("trigger", ["tags"])]
+    assert template_references("<<item.get('details', vars.x)>>") == [
+        ("item", []),
+        ("vars", ["x"]),
+    ]
 
 
 def test_trigger_payload_is_validated_with_every_problem(write_workflow: Any) -> None:

@@ -8,7 +8,6 @@ Public names: :func:`load_workflow`, :class:`WorkflowSpec`, :class:`Store`,
 from stability_connector.workflows.estimate import StepEstimate, WorkflowEstimate, estimate_workflow
 from stability_connector.workflows.runner import (
     BudgetExceededError,
-    ContentFilteredError,
     RunOutcome,
     WorkflowRunner,
 )
@@ -24,7 +23,6 @@ from stability_connector.workflows.store import Store, default_db_path
 
 __all__ = [
     "BudgetExceededError",
-    "ContentFilteredError",
     "RunOutcome",
     "StepEstimate",
     "StepSpec",

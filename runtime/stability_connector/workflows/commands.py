@@ -183,9 +183,15 @@ async def _execute(
     out_dir = args.out if args.out is not None else base / "files"
     out_dir.mkdir(parents=True, exist_ok=True)
     progress: ProgressSink = NullProgress() if args.quiet or args.json else progress_for()
-    async with Runtime(catalog, out_dir=out_dir, shared_limit_dir=base / "ratelimit") as runtime:
+    limits = base / "ratelimit"
+    limits.mkdir(parents=True, exist_ok=True)
+    async with Runtime(catalog, out_dir=out_dir, shared_limit_dir=limits) as runtime:
         runner = WorkflowRunner(
-            runtime, store, default_retry=catalog.connector.retry, progress=progress
+            runtime,
+            store,
+            default_retry=catalog.connector.retry,
+            progress=progress,
+            files_dir=out_dir,
         )
         if run_id is None:
             return await runner.start(workflow, trigger)

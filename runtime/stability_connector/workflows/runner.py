@@ -21,11 +21,13 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from stability_connector.errors import (
     AuthenticationError,
     ConnectorError,
+    ContentFilteredError,
     ExecutionError,
     PaymentRequiredError,
 )
@@ -55,6 +57,7 @@ class NodeExecutor(Protocol):
         job_id: str | None = None,
         on_job_started: Callable[[str], Any] | None = None,
         on_attempt: Callable[[Any], None] | None = None,
+        out_dir: Path | None = None,
     ) -> Any: ...
 
     def estimate_credits(self, action: Any, inputs: Any, context: Any = None) -> float | None: ...
@@ -66,10 +69,6 @@ Resolver = Callable[[str, Mapping[str, Any], str], Any]
 
 class BudgetExceededError(ExecutionError):
     """The next step or item would take the run past its credit budget. Nothing was sent."""
-
-
-class ContentFilteredError(ExecutionError):
-    """The API blurred the result and the step's policy is ``fail``."""
 
 
 class LoopError(ConnectorError):
@@ -141,8 +140,10 @@ class WorkflowRunner:
         resolve: Resolver | None = None,
         policy_factory: Callable[[Any], Any] | None = None,
         rng: random.Random | None = None,
+        files_dir: Path | None = None,
     ) -> None:
         self.executor = executor
+        self.files_dir = files_dir
         self.store = store
         self.default_retry = default_retry
         self.progress = progress or NullProgress()
@@ -409,6 +410,7 @@ class WorkflowRunner:
                         job_id=job_id,
                         on_job_started=lambda jid: self._job_started(run_id, step, index, jid),
                         on_attempt=lambda a: self.store.add_attempt(run_id, step.id, index, a),
+                        out_dir=self._out_dir(run_id, step),
                     )
                 except BaseException:
                     budget.settle(estimate or 0.0, 0.0)
@@ -422,11 +424,14 @@ class WorkflowRunner:
                     break
                 if step.content_filtered == "fail" or not self._can_reseed(step, sends, policy):
                     raise ContentFilteredError(
-                        f"{label}: the API blurred the result (CONTENT_FILTERED) and the step's "
-                        f"content_filtered policy is {step.content_filtered!r}; rephrase the "
-                        "prompt, or set content_filtered: continue to keep blurred results"
+                        f"{label}: the API blurred the result (CONTENT_FILTERED; charged) and "
+                        f"the step's content_filtered policy is {step.content_filtered!r}; "
+                        "rephrase the prompt, or set content_filtered: continue to keep "
+                        "blurred results",
+                        outputs=compact_outputs(outputs),
                     )
-                inputs["seed"] = self.rng.randint(0, MAX_SEED)
+                # As text: inputs are normalized, so "42" fits integer and string seeds.
+                inputs["seed"] = str(self.rng.randint(1, MAX_SEED))
                 self.store.add_event(
                     run_id,
                     f"{label}: result blurred (CONTENT_FILTERED); sending again with seed "
@@ -455,6 +460,10 @@ class WorkflowRunner:
         )
         self.progress.item_done(step.id, ok=False)
         return error
+
+    def _out_dir(self, run_id: str, step: StepSpec) -> Path | None:
+        """Each run's files in their own folder, one per step."""
+        return None if self.files_dir is None else self.files_dir / run_id / step.id
 
     def _can_reseed(self, step: StepSpec, sends: int, policy: Any) -> bool:
         limit = getattr(policy, "max_attempts", 3) if policy is not None else 3

@@ -281,6 +281,12 @@ def template_references(source: str) -> list[tuple[str, Path_]]:
 
 
 def _collect(node: nodes.Node, found: list[tuple[str, Path_]]) -> None:
+    if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+        # A method call (<<item.get('details', '')>>): the method is not a field.
+        _collect(node.node.node, found)
+        for child in (*node.args, *node.kwargs):
+            _collect(child, found)
+        return
     chain = _chain(node)
     if chain is not None:
         found.append(chain)

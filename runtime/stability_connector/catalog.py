@@ -589,6 +589,8 @@ def range_text(schema: Mapping[str, Any]) -> str | None:
     if schema.get("multipleOf"):
         return f"a multiple of {_num(schema['multipleOf'])}"
     if schema.get("maxLength") is not None:
+        if schema.get("minLength"):
+            return f"{schema['minLength']} – {schema['maxLength']} characters"
         return f"up to {schema['maxLength']} characters"
     if schema.get("maxItems") is not None or schema.get("minItems") is not None:
         return f"{schema.get('minItems', 0)} – {schema.get('maxItems', '…')} items"

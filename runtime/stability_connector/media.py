@@ -120,6 +120,10 @@ _DATA_URI = re.compile(
 )
 
 
+# A name ending in an extension, or starting like a path: most likely a file that is not there.
+_PATH_LIKE = re.compile(r"(\.[A-Za-z0-9]{1,5}$)|(^(~|\.{1,2})?[/\\])|(^[A-Za-z]:[/\\])")
+
+
 class _Refusal(Exception):
     def __init__(self, problem: str, allowed: str | None = None) -> None:
         super().__init__(problem)
@@ -163,12 +167,16 @@ def _bytes_of(value: Any) -> bytes:
                 return _read_file(path)
         except OSError:
             pass
+    looks_like_path = len(text) < 4096 and bool(_PATH_LIKE.search(text))
     try:
-        return _decode_base64(text)
+        data = _decode_base64(text)
     except _Refusal:
-        if len(text) < 4096 and ("/" in text or "\\" in text or "." in text[-6:]):
-            raise _Refusal(f"no file at {text!r}") from None
-        raise _Refusal("is not a file path, base64 or a data URI") from None
+        data = None
+    if data is not None and (sniff(data) is not None or not looks_like_path):
+        return data
+    if looks_like_path:
+        raise _Refusal(f"no file at {text!r}")
+    raise _Refusal("is not a file path, base64 or a data URI")
 
 
 def _read_file(path: Path) -> bytes:
@@ -185,13 +193,13 @@ def _decode_base64(text: str) -> bytes:
     compact = re.sub(r"\s+", "", text)
     if len(compact) > MAX_REQUEST_BYTES * 4 // 3 + 4:
         raise _Refusal("is more than 10 MiB of base64; the API accepts at most 10 MiB")
+    padded = compact + "=" * (-len(compact) % 4)
     try:
-        data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        # Standard or URL-safe alphabet, strictly: a path or a sentence is not base64.
+        altchars = b"-_" if ("-" in compact or "_" in compact) else None
+        data = base64.b64decode(padded, altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
-        try:
-            data = base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-        except (binascii.Error, ValueError):
-            raise _Refusal("is not valid base64") from None
+        raise _Refusal("is not valid base64") from None
     if not data:
         raise _Refusal("is empty")
     return data

@@ -197,6 +197,9 @@ class Runtime:
                 problems += found
                 if media is not None:
                     values[name] = media
+        if spec.request.generic:
+            # Where a user-written request goes is checked first, whatever else is wrong.
+            request_mod.check_generic_path(spec, values)
         inputs_mod.validate(spec, values, problems)
         return spec, values
 

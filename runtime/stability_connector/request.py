@@ -89,6 +89,13 @@ def render_request(
     return prepared
 
 
+def check_generic_path(action: ActionSpec, inputs: Mapping[str, Any]) -> None:
+    """Refuse a generic request's path before anything else is looked at."""
+    path = render(f"{action.id}: request.path", action.request.path, definition_scope(inputs))
+    if isinstance(path, str):
+        confine_path(path)
+
+
 def body_size(request: PreparedRequest) -> int:
     """About how many bytes the body will be (multipart framing included)."""
     if request.multipart:

@@ -14,6 +14,8 @@ pydantic models, and :func:`describe_action`, the summary the command line shows
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -532,6 +534,9 @@ _FORMATS: dict[str, type[BaseModel]] = {
 }
 
 
+_FORMAT_MODULES = ("stability_connector.workflows.spec",)
+
+
 def register_format(file_name: str, model: type[BaseModel]) -> None:
     """Add a file format whose JSON Schema ``write_format_schemas`` generates
     (the workflow format registers itself this way)."""
@@ -696,6 +701,10 @@ def describe_action(spec: ActionSpec, *, brief: bool = False) -> dict[str, Any]:
 def main() -> int:
     """``python -m stability_connector.catalog``: rewrite the format schemas in the
     catalog's ``schemas/``, then check the catalog."""
+    # Formats defined elsewhere register themselves when their module loads.
+    for module in _FORMAT_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
     written = write_format_schemas(find_catalog_root() / "schemas")
     print(f"wrote {', '.join(p.name for p in written)}")
     try:
@@ -708,4 +717,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main: formats register into its registry, not this copy's.
+    from stability_connector.catalog import main as imported_main
+
+    raise SystemExit(imported_main())

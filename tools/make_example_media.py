@@ -116,7 +116,7 @@ def landscape(size: tuple[int, int] = (1024, 576)) -> Image.Image:
     image = _vertical_gradient(size, (250, 170, 110), (120, 90, 140))
     draw = ImageDraw.Draw(image)
     draw.ellipse([width * 0.62, height * 0.3, width * 0.72, height * 0.48], fill=(255, 226, 160))
-    points = [(0, height)]
+    points: list[tuple[float, float]] = [(0, height)]
     for x in range(0, width + 1, 16):
         points.append((x, height * 0.62 + 40 * math.sin(x / 90) + 20 * math.sin(x / 31)))
     points.append((width, height))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib
 import importlib.util
+import itertools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -666,6 +667,46 @@ def ordered_fields(spec: ActionSpec) -> list[tuple[str, dict[str, Any]]]:
     )
 
 
+def credit_range(spec: ActionSpec) -> tuple[float, float] | None:
+    """The lowest and highest price of an action whose price is a template, found by
+    pricing every combination of the options the template reads (None when it reads
+    a free-form input or prices nothing)."""
+    if not isinstance(spec.credits, str):
+        return None
+    from .templates import definition_scope, render_definition
+
+    properties: dict[str, Any] = spec.inputs.get("properties", {})
+    names = sorted(names_used(spec.credits))
+    choices: list[list[Any]] = []
+    for name in names:
+        values = option_values(properties.get(name, {}))
+        if values is None:
+            return None
+        choices.append([None, *values])  # None: left empty, the default applies
+    prices = set()
+    for combination in itertools.product(*choices):
+        scope = definition_scope(dict(zip(names, combination, strict=True)))
+        try:
+            price = render_definition("credits", spec.credits, scope)
+        except ConnectorError:
+            return None
+        if not isinstance(price, int | float):
+            return None
+        prices.add(float(price))
+    return (min(prices), max(prices)) if prices else None
+
+
+def credits_summary(spec: ActionSpec) -> float | str | None:
+    """A price people can read: the flat number, ``"3–8 credits"``, or the note."""
+    if not isinstance(spec.credits, str):
+        return spec.credits
+    span = credit_range(spec)
+    if span is None:
+        return "depends on the inputs"
+    low, high = span
+    return f"{low:g} credits" if low == high else f"{low:g}–{high:g} credits"
+
+
 def describe_action(spec: ActionSpec, *, brief: bool = False) -> dict[str, Any]:
     """What the command line shows: ``brief`` gives the catalog summary (id, title,
     group, credits, status); otherwise also fields (options label → value, defaults,
@@ -675,7 +716,7 @@ def describe_action(spec: ActionSpec, *, brief: bool = False) -> dict[str, Any]:
         "title": spec.title,
         "group": spec.group,
         "status": spec.status,
-        "credits": spec.credits,
+        "credits": credits_summary(spec),
     }
     if brief:
         return summary
@@ -686,6 +727,7 @@ def describe_action(spec: ActionSpec, *, brief: bool = False) -> dict[str, Any]:
         **summary,
         "description": spec.description,
         "credits_note": spec.credits_note,
+        "credits_template": spec.credits if isinstance(spec.credits, str) else None,
         "operations": list(spec.operations),
         "fields": [describe_field(n, s, n in required) for n, s in ordered_fields(spec)],
         "outputs": {name: s.get("title", name) for name, s in outputs.items()},

@@ -19,6 +19,7 @@ import jinja2
 from .api_facts import operations
 from .catalog import (
     Catalog,
+    credits_summary,
     describe_field,
     load_catalog,
     names_used,
@@ -95,7 +96,7 @@ def credits_text(spec: ActionSpec) -> str:
     if spec.credits is None:
         return "see Credits"
     if isinstance(spec.credits, str):
-        return "depends on the inputs"
+        return str(credits_summary(spec))
     if spec.credits == 0:
         return "free"
     return f"{_number(spec.credits)} credits"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stability_connector.catalog import default_catalog, describe_action, load_catalog
+from stability_connector.catalog import credit_range, default_catalog, describe_action, load_catalog
 from stability_connector.docs import main, render_action_page, render_docs, rules, write_docs
 
 from .conftest import REPO, MakeCatalog, action_yaml
@@ -83,3 +83,12 @@ def test_describe_action_for_the_command_line(action_id: str) -> None:
         assert {"label": "16:9 (Landscape)", "value": "16:9"} in aspect["options"]
         assert aspect["default"] == "1:1"
         assert [f["name"] for f in full["fields"]][:2] == ["prompt", "negative_prompt"]
+
+
+def test_price_ranges_of_model_priced_actions() -> None:
+    catalog = default_catalog()
+    assert credit_range(catalog.action("generate_image")) == (3.0, 8.0)
+    assert describe_action(catalog.action("stable_diffusion_3"), brief=True)["credits"] == (
+        "3.5–6.5 credits"
+    )
+    assert credit_range(catalog.action("stable_image_core")) is None

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -44,8 +45,11 @@ def default_margin(per_seconds: float) -> float:
 class PermitStore(Protocol):
     """Where granted permits and the pause are kept. ``try_grant`` is atomic."""
 
-    def try_grant(self, now: float, requests: int, window: float) -> float:
-        """Grant a permit at ``now`` (returns 0) or say how long to wait before asking again."""
+    def try_grant(self, clock: Callable[[], float], requests: int, window: float) -> float:
+        """Grant a permit now (returns 0) or say how long to wait before asking again.
+
+        ``clock`` is read once the store is locked: a time read before waiting for the
+        lock could be older than a permit another process granted meanwhile."""
         ...
 
     def pause(self, now: float, seconds: float) -> None:
@@ -64,8 +68,9 @@ class MemoryPermits:
         self._granted: deque[float] = deque()
         self._paused_until = float("-inf")
 
-    def try_grant(self, now: float, requests: int, window: float) -> float:
+    def try_grant(self, clock: Callable[[], float], requests: int, window: float) -> float:
         with self._lock:
+            now = clock()
             if now < self._paused_until:
                 return self._paused_until - now
             granted = self._granted
@@ -130,9 +135,9 @@ class SqlitePermits:
     def _transaction(self) -> _Immediate:
         return _Immediate(self._db, self._lock)
 
-    def try_grant(self, now: float, requests: int, window: float) -> float:
-        wall = time.time()
+    def try_grant(self, clock: Callable[[], float], requests: int, window: float) -> float:
         with self._transaction():
+            now, wall = clock(), time.time()
             db = self._db
             # Forget permits that left the window, and any from the future (another boot).
             db.execute(
@@ -252,7 +257,7 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for a permit. Cancelling a waiter gives its place to the next one."""
         queue = self._queue()
-        if not queue and self.store.try_grant(self.clock.now(), self.requests, self.window) <= 0:
+        if not queue and self.store.try_grant(self.clock.now, self.requests, self.window) <= 0:
             # Give other tasks a turn, as a wait would: acquire is always a checkpoint.
             await anyio.lowlevel.checkpoint()
             return
@@ -262,7 +267,7 @@ class RateLimiter:
             me.turn.set()
         try:
             await me.turn.wait()
-            while (wait := self.store.try_grant(self.clock.now(), self.requests, self.window)) > 0:
+            while (wait := self.store.try_grant(self.clock.now, self.requests, self.window)) > 0:
                 await self.clock.sleep(wait)
         finally:
             head = queue[0] is me

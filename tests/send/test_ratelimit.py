@@ -177,7 +177,7 @@ async def test_rows_from_another_boot_do_not_block(tmp_path: Path) -> None:
     store = SqlitePermits(tmp_path / SHARED_FILE_NAME, "fp")
     # Permits stamped in the future of this clock come from an earlier boot.
     for _ in range(10):
-        store.try_grant(5000.0, 10, 2.0)
+        store.try_grant(lambda: 5000.0, 10, 2.0)
     limiter = RateLimiter(10, 2.0, clock, store=store)
     await limiter.acquire()
     assert clock.now() == 100.0

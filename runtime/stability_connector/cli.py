@@ -248,7 +248,6 @@ def _run(args: argparse.Namespace) -> int:
                 connection,
                 wait=not args.no_wait,
                 job_id=args.resume_id,
-                on_poll=progress,
             )
 
     result = anyio.run(execute)

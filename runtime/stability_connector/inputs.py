@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -43,7 +43,8 @@ def options(schema: Mapping[str, Any]) -> list[tuple[Any, str]] | None:
         return [(o["const"], str(o.get("title", o["const"]))) for o in one_of]
     enum = schema.get("enum")
     if isinstance(enum, list):
-        return [(v, str(v)) for v in enum]
+        titles = schema.get("x-option-titles") or [str(v) for v in enum]
+        return list(zip(enum, titles, strict=True))
     return None
 
 
@@ -173,28 +174,150 @@ def _from_text(text: str, types: set[str]) -> Any:
 
 # --- validating ----------------------------------------------------------------------
 
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any, Draft202012Validator]] = {}
 
 
-def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+def _validator(schema: Mapping[str, Any]) -> tuple[Any, Draft202012Validator]:
+    """The schema as validated (dropdowns as enums) and its validator, made once."""
     # Keyed by the schema object, which the entry keeps alive (ids are never reused).
     entry = _VALIDATORS.get(id(schema))
     if entry is None or entry[0] is not schema:
-        entry = (schema, Draft202012Validator(schema))
+        checked = _as_enums(schema)
+        entry = (schema, checked, Draft202012Validator(checked))
         _VALIDATORS[id(schema)] = entry
-    return entry[1]
+    return entry[1], entry[2]
+
+
+def _as_enums(node: Any) -> Any:
+    """The schema with each dropdown's ``oneOf [{const, title}]`` as an ``enum`` (the same
+    rule when the values differ, and far cheaper: oneOf builds an error per other
+    option); the labels stay under ``x-option-titles`` for the messages."""
+    if isinstance(node, list):
+        return [_as_enums(v) for v in node]
+    if not isinstance(node, Mapping):
+        return node
+    out = {k: _as_enums(v) for k, v in node.items()}
+    one_of = node.get("oneOf")
+    if (
+        isinstance(one_of, list)
+        and one_of
+        and all(
+            isinstance(o, Mapping) and set(o) <= {"const", "title", "description"} for o in one_of
+        )
+    ):
+        consts = [o["const"] for o in one_of]
+        if len({json.dumps(c, sort_keys=True) for c in consts}) == len(consts):
+            del out["oneOf"]
+            out["enum"] = consts
+            out["x-option-titles"] = [str(o.get("title", o["const"])) for o in one_of]
+    return out
 
 
 def problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldProblem]:
     """Every problem with ``values`` (media inputs already replaced by their checks)."""
-    instance = {k: MEDIA_PLACEHOLDER if k in media_fields(spec) else v for k, v in values.items()}
+    media = media_fields(spec)
+    instance = {k: MEDIA_PLACEHOLDER if k in media else v for k, v in values.items()}
+    fast_schema, validator = _validator(spec.inputs)
+    if _surely_valid(fast_schema, instance):
+        return []
     found: dict[str, tuple[int, FieldProblem]] = {}
-    for error in _validator(spec.inputs).iter_errors(instance):
+    for error in validator.iter_errors(instance):
         for rank, problem in _explain(error, spec.inputs):
             # One problem per field: the most basic one (missing, wrong type) wins.
             if problem.field not in found or rank < found[problem.field][0]:
                 found[problem.field] = (rank, problem)
     return [problem for _, problem in found.values()]
+
+
+# --- a fast path for valid inputs ------------------------------------------------------------
+# jsonschema spends most of its time building sub-validators; most inputs are valid and
+# most action schemas use a handful of keywords. For those, this check says "valid" the
+# way jsonschema would; anything it does not know (or any doubt) goes to jsonschema,
+# which then gives the full list of problems.
+
+_ANNOTATIONS = {
+    "title", "description", "default", "examples", "$comment", "$schema", "$id", "format",
+    "contentMediaType", "contentEncoding", "readOnly", "writeOnly", "deprecated",
+}  # fmt: skip
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+
+
+def _surely_valid(schema: Any, value: Any, depth: int = 0) -> bool:
+    if not isinstance(schema, Mapping) or depth > 8:
+        return False
+    for key, rule in schema.items():
+        if key in _ANNOTATIONS or key.startswith("x-"):
+            continue
+        if not _keyword_holds(key, rule, schema, value, depth):
+            return False
+    return True
+
+
+def _keyword_holds(key: str, rule: Any, schema: Mapping[str, Any], value: Any, depth: int) -> bool:
+    if key == "type":
+        kinds = [rule] if isinstance(rule, str) else rule
+        return any(_JSON_TYPES[k](value) for k in kinds if k in _JSON_TYPES)
+    if key == "enum":
+        return any(_same(value, option) for option in rule)
+    if key == "const":
+        return _same(value, rule)
+    if key in ("pattern", "minLength", "maxLength"):
+        if not isinstance(value, str):
+            return True  # only about strings
+        if key == "pattern":
+            return re.search(rule, value) is not None
+        # jsonschema counts code points, as len() does.
+        return len(value) >= rule if key == "minLength" else len(value) <= rule
+    if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return True  # only about numbers
+        if key == "multipleOf":
+            return isinstance(value, int) and isinstance(rule, int) and value % rule == 0
+        if key == "minimum":
+            return bool(value >= rule)
+        if key == "maximum":
+            return bool(value <= rule)
+        return bool(value > rule) if key == "exclusiveMinimum" else bool(value < rule)
+    if key in ("required", "properties", "additionalProperties"):
+        if not isinstance(value, dict):
+            return True  # only about objects
+        if key == "required":
+            return all(name in value for name in rule)
+        if key == "properties":
+            return all(
+                _surely_valid(rule[name], v, depth + 1) for name, v in value.items() if name in rule
+            )
+        extra = [v for name, v in value.items() if name not in schema.get("properties", {})]
+        if rule is False:
+            return not extra
+        return all(_surely_valid(rule, v, depth + 1) for v in extra)
+    if key in ("items", "minItems", "maxItems"):
+        if not isinstance(value, list):
+            return True  # only about arrays
+        if key == "items":
+            return all(_surely_valid(rule, v, depth + 1) for v in value)
+        return len(value) >= rule if key == "minItems" else len(value) <= rule
+    return False  # a keyword this check does not know: jsonschema decides
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality as jsonschema sees it: 1 == 1.0, but True is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
 
 
 def validate(

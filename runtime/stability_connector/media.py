@@ -13,10 +13,10 @@ import base64
 import binascii
 import hashlib
 import io
+import itertools
 import os
 import re
 import struct
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -367,23 +367,40 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def output_name(stem: str, data: bytes, extension: str) -> str:
     """``<stem>-<short hash>.<ext>``: readable, and unique per content."""
-    digest = hashlib.sha256(data).hexdigest()[:10]
+    digest = hashlib.blake2b(data, digest_size=5).hexdigest()
     clean = _UNSAFE.sub("-", stem).strip("-.") or "output"
     return f"{clean[:80]}-{digest}.{extension}"
 
 
+_READY_DIRS: set[Path] = set()
+_counter = itertools.count()
+
+
 def write_output(out_dir: Path, stem: str, data: bytes, extension: str) -> Path:
     """Write ``data`` under ``out_dir`` atomically (temporary file, then rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / output_name(stem, data, extension)
-    if path.is_file() and path.stat().st_size == len(data):
-        return path  # same name means same content: already written
-    fd, temp = tempfile.mkstemp(dir=out_dir, prefix=".", suffix=".part")
+    if out_dir not in _READY_DIRS:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _READY_DIRS.add(out_dir)
+    name = output_name(stem, data, extension)
+    path = out_dir / name
+    try:
+        if path.stat().st_size == len(data):
+            return path  # the name holds a hash of the content: this file is already there
+    except OSError:
+        pass
+    # Unique per process and call, so concurrent writers never share a temporary file.
+    temp = out_dir / f".{name}.{os.getpid()}-{next(_counter)}.part"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:  # the directory went away since it was made
+        _READY_DIRS.discard(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     return path

@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -42,6 +43,8 @@ FORBIDDEN_HEADERS = {
 }  # fmt: skip
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7e]")
 _ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
 
 
@@ -225,7 +228,7 @@ def check_header(name: str, value: Any) -> str:
 
 
 def _clean(text: str, what: str) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise BlockedRequestError(f"{what} holds control characters (CR, LF, NUL, …)")
     return text
 
@@ -238,13 +241,14 @@ def _blocked(path: str, reason: str) -> BlockedRequestError:
     )
 
 
+@lru_cache(maxsize=4096)
 def confine_path(path: str, base_url: str | None = None) -> str:
     """``path`` if it stays on the base URL, else :class:`BlockedRequestError`."""
     if len(path) > MAX_PATH_CHARS:
         raise _blocked(path, f"longer than {MAX_PATH_CHARS} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL.search(path):
         raise _blocked(path, "it holds control characters (CR, LF, NUL, tab)")
-    if any(ord(c) > 0x7E for c in path):
+    if _NON_ASCII.search(path):
         raise _blocked(path, "it holds non-ASCII characters (look-alikes of / . @ and such)")
     if _SCHEME.match(path):
         raise _blocked(path, "absolute URLs are not accepted")
@@ -262,9 +266,9 @@ def confine_path(path: str, base_url: str | None = None) -> str:
     else:
         raise _blocked(path, "it is percent-encoded too many times")
     for layer in layers:
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in layer):
+        if _CONTROL.search(layer):
             raise _blocked(path, "it holds encoded control characters (CR, LF, NUL)")
-        if any(ord(c) > 0x7E for c in layer):
+        if _NON_ASCII.search(layer):
             raise _blocked(path, "it holds encoded non-ASCII characters")
         if _ENCODED_SLASH.search(layer):
             raise _blocked(path, "encoded slashes (%2F, %5C) are not accepted")

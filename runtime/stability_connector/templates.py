@@ -47,6 +47,8 @@ CONTEXT_NAMES = ("trigger", "steps", "vars", "item")
 
 _MARKERS = ("<<", "<%", "<#")
 _WHOLE = re.compile(r"^<<(?P<expr>.*)>>$", re.DOTALL)
+# A plain dotted reference; names starting with "_" are left to the sandbox to refuse.
+_SIMPLE = re.compile(r"^<<\s*(?P<path>[A-Za-z]\w*(\.[A-Za-z]\w*)*)\s*>>$")
 
 # Pure filters with output bounded by their input. Gone: attr/format (sandbox escapes
 # in the past), center/indent (grow without limit), random (not reproducible), and the
@@ -242,9 +244,37 @@ def _check_value(value: Any, depth: int = 0) -> None:
         raise SecurityError("refers to a function, not a value")
 
 
+_MISSING = object()
+
+
+@lru_cache(maxsize=2048)
+def _simple_path(source: str) -> tuple[str, ...] | None:
+    """``<<a.b.c>>`` as ("a", "b", "c"): the common case, resolved without Jinja."""
+    match = _SIMPLE.match(source)
+    return tuple(match.group("path").split(".")) if match else None
+
+
+def _lookup(path: tuple[str, ...], context: Mapping[str, Any]) -> Any:
+    """Follow a dotted path through mappings only; anything else is Jinja's to decide."""
+    value: Any = context
+    for key in path:
+        if not isinstance(value, Mapping):
+            return _MISSING
+        try:
+            value = value[key]
+        except (KeyError, TypeError):
+            return _MISSING
+    return value
+
+
 def _render(source: str, context: Mapping[str, Any]) -> Any:
     if len(source) > MAX_TEMPLATE_CHARS:
         raise _Refused(f"is longer than {MAX_TEMPLATE_CHARS} characters")
+    path = _simple_path(source)
+    if path is not None:
+        value = _lookup(path, context)
+        if value is not _MISSING and not callable(value):
+            return value
     expr = _whole_reference(source)
     token = _loop_budget.set([MAX_LOOP_ITERATIONS])
     try:

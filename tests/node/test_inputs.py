@@ -9,7 +9,7 @@ import pytest
 from stability_connector.catalog import Catalog
 from stability_connector.definitions import ActionSpec
 from stability_connector.errors import FieldProblem, InputValidationError
-from stability_connector.inputs import normalize, problems, validate
+from stability_connector.inputs import media_fields, normalize, problems, validate
 
 
 def spec(inputs: dict[str, Any]) -> ActionSpec:
@@ -220,3 +220,25 @@ def test_generate_image_seed_strings_that_are_refused(
     assert found.field == "seed"
     assert found.problem == problem
     assert found.allowed is not None and "4294967294" in found.allowed
+
+
+def test_the_fast_path_never_accepts_what_jsonschema_refuses(catalog: Catalog) -> None:
+    # Every action's example inputs and a spread of wrong values for each field.
+    from stability_connector.inputs import _surely_valid, _validator
+
+    wrong: list[Any] = ["", "x" * 20000, -1, 0, 1.5, 10**12, True, None, [], {}, "abc", "42"]
+    checked = 0
+    for action in catalog.actions.values():
+        fast, validator = _validator(action.inputs)
+        media = set(media_fields(action))
+        for example in action.examples:
+            base = {k: v for k, v in example.inputs.items() if k not in media}
+            base = {k: v for k, v in base.items() if not (isinstance(v, str) and "<<" in v)}
+            cases = [base, {**base, "unknown_field": 1}, {}]
+            for name in action.inputs.get("properties", {}):
+                cases += [{**base, name: value} for value in wrong]
+            for case in cases:
+                if _surely_valid(fast, case):
+                    assert list(validator.iter_errors(case)) == [], (action.id, case)
+                checked += 1
+    assert checked > 1000

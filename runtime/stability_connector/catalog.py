@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from difflib import get_close_matches
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -285,11 +285,11 @@ def check_action(spec: ActionSpec, file: str) -> None:
     x-media vocabularies, templates that name real inputs, every required input
     sent, known operations, and a request that matches them."""
     for name, schema in (("inputs", spec.inputs), ("outputs.schema", spec.outputs.schema_)):
-        try:
-            Draft202012Validator.check_schema(schema)
-        except SchemaError as bad:
-            where = _json_path([name, *bad.relative_path])
-            raise DefinitionError(file, where, f"invalid JSON Schema: {bad.message}") from None
+        problem = _schema_problem(json.dumps(schema, sort_keys=True))
+        if problem is not None:
+            path, message = problem
+            where = _json_path([name, *path])
+            raise DefinitionError(file, where, f"invalid JSON Schema: {message}")
     if spec.inputs.get("type") != "object":
         raise DefinitionError(file, "inputs.type", "must be 'object' (a form of named fields)")
     properties: dict[str, Any] = spec.inputs.get("properties", {})
@@ -301,6 +301,17 @@ def check_action(spec: ActionSpec, file: str) -> None:
             raise DefinitionError(file, f"inputs.required[{index}]", f"{name!r} is not an input")
     _check_templates(spec, properties, file)
     _check_operations(spec, file)
+
+
+@lru_cache(maxsize=512)
+def _schema_problem(schema_json: str) -> tuple[tuple[Any, ...], str] | None:
+    """The metaschema check, remembered per schema: it dominates the load time and
+    the same schemas are checked again whenever a process loads the catalog anew."""
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as bad:
+        return tuple(bad.relative_path), bad.message
+    return None
 
 
 def _walk_schema(node: Any, place: str) -> Iterator[tuple[dict[str, Any], str]]:

@@ -175,7 +175,7 @@ def _consequence(schema: Mapping[str, Any]) -> str | None:
         verb = "is" if len(schema["required"]) == 1 else "are"
         parts.append(f"{_names(schema['required'])} {verb} required")
     for name, sub in schema.get("properties", {}).items():
-        if sub is False:
+        if sub is False or sub == {"not": {}}:
             parts.append(f"`{name}` is not allowed")
         elif isinstance(sub, dict) and "const" in sub:
             parts.append(f"`{name}` must be `{sub['const']}`")

@@ -278,7 +278,7 @@ def _keyword_holds(key: str, rule: Any, schema: Mapping[str, Any], value: Any, d
         if key == "pattern":
             return re.search(rule, value) is not None
         # jsonschema counts code points, as len() does.
-        return len(value) >= rule if key == "minLength" else len(value) <= rule
+        return bool(len(value) >= rule if key == "minLength" else len(value) <= rule)
     if key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
         if not isinstance(value, int | float) or isinstance(value, bool):
             return True  # only about numbers
@@ -307,7 +307,7 @@ def _keyword_holds(key: str, rule: Any, schema: Mapping[str, Any], value: Any, d
             return True  # only about arrays
         if key == "items":
             return all(_surely_valid(rule, v, depth + 1) for v in value)
-        return len(value) >= rule if key == "minItems" else len(value) <= rule
+        return bool(len(value) >= rule if key == "minItems" else len(value) <= rule)
     return False  # a keyword this check does not know: jsonschema decides
 
 

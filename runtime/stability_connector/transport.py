@@ -341,6 +341,8 @@ def _check_complete(response: httpx.Response) -> None:
     announced = response.headers.get("content-length")
     if announced is None or response.headers.get("content-encoding"):
         return
+    if response.request.method == "HEAD" or response.status_code in (204, 304):
+        return  # these answers announce a length but carry no body
     try:
         expected = int(announced)
     except ValueError:

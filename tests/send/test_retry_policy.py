@@ -13,6 +13,7 @@ from stability_connector.retry import (
     RETRIED_STATUSES,
     RetryPolicy,
     RetryPolicyError,
+    classify_status,
     parse_retry_after,
 )
 
@@ -86,3 +87,17 @@ def test_retry_after_as_an_http_date_uses_the_servers_date_header() -> None:
     assert parse_retry_after(later, now=1792567800.0 - 30) == 30.0
     # A date in the past means "now".
     assert parse_retry_after(date, date=later, now=0) == 0.0
+
+
+@pytest.mark.parametrize("paid", [False, True])
+@pytest.mark.parametrize("unknown", [False, True])
+def test_only_the_retry_table_is_ever_retried(paid: bool, unknown: bool) -> None:
+    policy = RetryPolicy(retry_unknown_outcome=unknown)
+    for status in range(100, 600):
+        verdict = classify_status(status, paid=paid, policy=policy)
+        if status not in RETRIED_STATUSES:
+            assert not verdict.retry and not verdict.may_have_been_charged
+        elif paid and status in (502, 504):
+            assert verdict.retry == unknown and verdict.may_have_been_charged
+        else:
+            assert verdict.retry and not verdict.may_have_been_charged

@@ -118,6 +118,12 @@ async def test_a_truncated_body_is_not_a_success() -> None:
     assert len(seen) == 2
 
 
+async def test_a_head_answer_announces_a_length_without_a_body() -> None:
+    transport, seen = scripted((200, {"content-length": "1000"}, b""))
+    response = await make_sender(transport).send(PreparedRequest("HEAD", "/v1/user/account"), [])
+    assert response.status_code == 200 and len(seen) == 1
+
+
 async def test_attempts_run_out_with_the_matching_error_and_every_attempt_logged() -> None:
     transport, seen = scripted(503)
     sender = make_sender(transport, policy=RetryPolicy(max_attempts=4))

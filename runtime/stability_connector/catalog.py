@@ -595,22 +595,32 @@ def _type_name(schema: Mapping[str, Any]) -> str:
     return " or ".join(kind) if isinstance(kind, list) else str(kind)
 
 
+def _span(low: Any, high: Any, unit: str = "") -> str:
+    """``0 – 35``, ``at least 128``, ``up to 10000 characters``."""
+    if low is not None and high is not None:
+        text = f"{_num(low)} – {_num(high)}"
+    elif low is not None:
+        text = f"at least {_num(low)}"
+    else:
+        text = f"up to {_num(high)}"
+    if unit and (high if high is not None else low) == 1:
+        unit = unit.removesuffix("s")  # "at least 1 item"
+    return f"{text} {unit}" if unit else text
+
+
 def range_text(schema: Mapping[str, Any]) -> str | None:
-    """``0 – 4294967294``, ``up to 10000 characters``, ... or None."""
+    """What a number, text or list field accepts, in words; None when anything goes."""
     low, high = schema.get("minimum"), schema.get("maximum")
+    step = schema.get("multipleOf")
     if low is not None or high is not None:
-        text = f"{'…' if low is None else _num(low)} – {'…' if high is None else _num(high)}"
-        if schema.get("multipleOf"):
-            text += f", a multiple of {_num(schema['multipleOf'])}"
-        return text
-    if schema.get("multipleOf"):
-        return f"a multiple of {_num(schema['multipleOf'])}"
+        text = _span(low, high)
+        return f"{text}, a multiple of {_num(step)}" if step else text
+    if step:
+        return f"a multiple of {_num(step)}"
     if schema.get("maxLength") is not None:
-        if schema.get("minLength"):
-            return f"{schema['minLength']} – {schema['maxLength']} characters"
-        return f"up to {schema['maxLength']} characters"
-    if schema.get("maxItems") is not None or schema.get("minItems") is not None:
-        return f"{schema.get('minItems', 0)} – {schema.get('maxItems', '…')} items"
+        return _span(schema.get("minLength") or None, schema["maxLength"], "characters")
+    if schema.get("minItems") is not None or schema.get("maxItems") is not None:
+        return _span(schema.get("minItems"), schema.get("maxItems"), "items")
     return None
 
 

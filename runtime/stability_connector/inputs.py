@@ -403,6 +403,13 @@ def _hint(schema: Mapping[str, Any]) -> str | None:
     return sentences[-1].rstrip(".") if sentences else None
 
 
+def _all_require(branches: Any) -> bool:
+    """Whether each branch of an anyOf / oneOf names fields that must be given."""
+    return isinstance(branches, list) and all(
+        isinstance(b, Mapping) and b.get("required") for b in branches
+    )
+
+
 def _explain(error: ValidationError, root: Mapping[str, Any]) -> list[tuple[int, FieldProblem]]:
     where = list(error.absolute_path)
     schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
@@ -463,6 +470,23 @@ def _explain(error: ValidationError, root: Mapping[str, Any]) -> list[tuple[int,
         return [(2, FieldProblem(field, f"takes at most {rule} items"))]
     if kind == "pattern":
         return [(2, FieldProblem(field, _pattern_problem(value, str(rule)), _hint(schema)))]
+    if kind in {"anyOf", "oneOf"} and _all_require(rule):
+        names = list(dict.fromkeys(n for branch in rule for n in branch["required"]))
+        limits = sorted(
+            {
+                limit
+                for branch in rule
+                for prop in (branch.get("properties") or {}).values()
+                if (limit := allowed_text(prop))
+            }
+        )
+        want = "at least one" if kind == "anyOf" else "exactly one"
+        return [
+            (3, FieldProblem(", ".join(names), f"give {want} of these", "; ".join(limits) or None))
+        ]
+    if kind == "not" and isinstance(rule, Mapping) and set(rule) == {"required"}:
+        names = list(rule["required"])
+        return [(3, FieldProblem(", ".join(names), "cannot be given together; give only one"))]
     if kind == "not":
         return [(3, FieldProblem(field, f"{_show(value)} is not allowed here"))]
     return [(3, FieldProblem(field, error.message))]

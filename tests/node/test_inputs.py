@@ -242,3 +242,21 @@ def test_the_fast_path_never_accepts_what_jsonschema_refuses(catalog: Catalog) -
                     assert list(validator.iter_errors(case)) == [], (action.id, case)
                 checked += 1
     assert checked > 1000
+
+
+def test_rules_across_fields_name_the_fields() -> None:
+    action = spec(
+        {
+            "type": "object",
+            "properties": {"left": {"type": "integer", "minimum": 1}, "right": {"type": "integer"},
+                           "width": {"type": "integer"}, "height": {"type": "integer"}},
+            "anyOf": [{"required": ["left"], "properties": {"left": {"minimum": 1}}},
+                      {"required": ["right"]}],
+            "not": {"required": ["width", "height"]},
+        }
+    )  # fmt: skip
+    found = [str(p) for p in problems(action, {"width": 64, "height": 64})]
+    assert found == [
+        "left, right: give at least one of these (allowed: at least 1)",
+        "width, height: cannot be given together; give only one",
+    ]

@@ -42,9 +42,11 @@ def _check_loopback(host: str) -> None:
 
 
 def _uvicorn_config(sandbox: Sandbox, host: str, port: int, log_level: str) -> uvicorn.Config:
+    # Idle connections stay open 75 s (uvicorn's default is 5 s): a busy client reusing a
+    # pooled connection should not meet a close it did not ask for; only faults cut.
     return uvicorn.Config(
         sandbox.app, host=host, port=port, log_level=log_level, lifespan="on",
-        timeout_graceful_shutdown=2, server_header=False,
+        timeout_graceful_shutdown=2, timeout_keep_alive=75, server_header=False,
     )
 
 

@@ -473,7 +473,3 @@ def handle_retry(args: argparse.Namespace) -> int:
             _execute(store, args, workflow, run_id=args.run_id, budget=args.budget)
         )
         return _report(outcome, args)
-
-
-def _bad_input(field: str, problem: str) -> InputValidationError:
-    return InputValidationError(field, [FieldProblem(field, problem)])

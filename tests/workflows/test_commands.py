@@ -1,0 +1,112 @@
+"""The workflow and runs commands as people use them: output, --json, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stability_connector.catalog import find_catalog_root
+from stability_connector.cli import main
+
+EXAMPLES = find_catalog_root() / "examples"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_show_log_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "runs.sqlite3"
+    code, out, err = run(
+        capsys,
+        "workflow",
+        "run",
+        EXAMPLES / "prompt_to_upscale.yaml",
+        "--trigger",
+        EXAMPLES / "prompt_to_upscale.trigger.json",
+        "--db",
+        db,
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "succeeded"
+    assert Path(result["outputs"]["upscale"]["file"]).is_file()
+    run_id = result["run_id"]
+
+    code, out, _ = run(capsys, "runs", "list", "--db", db)
+    assert code == 0 and run_id in out and "succeeded" in out
+    code, out, _ = run(capsys, "runs", "show", run_id, "--db", db)
+    assert code == 0 and "generate_image" in out and "upscale_fast" in out
+    code, out, _ = run(capsys, "runs", "log", run_id, "--db", db, "--json")
+    log: dict[str, Any] = json.loads(out)
+    assert [a["path"] for a in log["attempts"]] == [
+        "/v2beta/stable-image/generate/sd3",
+        "/v2beta/stable-image/upscale/fast",
+    ]
+    code, out, _ = run(capsys, "runs", "retry", run_id, "--db", db)
+    assert code == 0 and "nothing to retry" in out
+
+
+def test_a_paused_run_exits_1_and_says_how_to_retry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = tmp_path / "t.json"
+    # The sandbox refuses prompts holding its moderation word with 403 (never retried).
+    trigger.write_text(json.dumps({"prompt": "a forbiddenword lighthouse"}))
+    db = tmp_path / "runs.sqlite3"
+    code, out, _ = run(
+        capsys, "workflow", "run", EXAMPLES / "prompt_to_upscale.yaml", "--trigger", trigger,
+        "--db", db, "--quiet",
+    )  # fmt: skip
+    assert code == 1
+    assert "paused at step generate" in out and "runs retry" in out
+    run_id = out.split()[1]
+    code, out, _ = run(capsys, "runs", "log", run_id, "--db", db)
+    assert code == 1 and "403" in out and "request id" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["workflow", "run", "missing.yaml"], "cannot read the file"),
+        (["runs", "show", "nope"], "no run 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    code, _, err = run(capsys, *args, "--db", tmp_path / "runs.sqlite3")
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_a_trigger_that_does_not_fit_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trigger = tmp_path / "t.json"
+    trigger.write_text(json.dumps({"products": []}))
+    code, _, err = run(
+        capsys, "workflow", "run", EXAMPLES / "product_shots.yaml", "--trigger", trigger,
+        "--db", tmp_path / "runs.sqlite3",
+    )  # fmt: skip
+    assert code == 2 and "trigger.products" in err
+
+
+def test_estimate(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "workflow", "estimate", EXAMPLES / "product_shots.yaml", "--trigger",
+        EXAMPLES / "product_shots.trigger.json", "--json",
+    )  # fmt: skip
+    assert code == 0
+    estimate = json.loads(out)
+    assert [(s["step"], s["items"], s["total"]) for s in estimate["steps"]] == [
+        ("shot", 4, 14.0),
+        ("cutout", 4, 20.0),
+        ("large", 4, 8.0),
+    ]
+    assert estimate["within_budget"] is True

@@ -151,3 +151,23 @@ def test_serve_in_thread_on_a_free_port(make_sandbox: Callable[..., Sandbox]) ->
                              headers={"authorization": "Bearer sk-x"})
         assert response.status_code == 200
     assert not server.thread.is_alive()
+
+
+@pytest.mark.anyio
+async def test_credentials_of_any_scheme_are_redacted(sandbox: Sandbox) -> None:
+    async with sandbox.client(api_key=None) as client:
+        await client.get("/v1/user/balance", headers={"authorization": f"Basic {KEY}"})
+        await client.get("/v1/user/balance", headers={"authorization": KEY})
+    assert [e.headers["authorization"] for e in sandbox.journal] == ["Basic ***", "***"]
+    assert KEY not in json.dumps([e.to_dict() for e in sandbox.journal])
+
+
+@pytest.mark.anyio
+async def test_the_journal_keeps_the_latest_entries(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(journal_limit=3)
+    async with sandbox.client(api_key=KEY) as client:
+        for _ in range(5):
+            await client.get("/v1/user/balance")
+    assert [e.seq for e in sandbox.journal] == [2, 3, 4]
+    assert [e.seq for e in sandbox.state.journal_since(3)] == [3, 4]
+    assert sandbox.state.journal_next == 5

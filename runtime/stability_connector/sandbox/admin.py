@@ -63,7 +63,7 @@ class AdminRoutes:
     def _journal(self, payload: dict[str, Any], params: dict[str, str]) -> Reply:
         since = int(params.get("since", "0"))
         entries = [entry.to_dict() for entry in self.state.journal_since(since)]
-        return json_reply(200, {"entries": entries, "next": since + len(entries)})
+        return json_reply(200, {"entries": entries, "next": self.state.journal_next})
 
     def _state(self, payload: dict[str, Any], params: dict[str, str]) -> Reply:
         c = self.config

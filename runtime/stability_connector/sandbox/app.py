@@ -360,9 +360,9 @@ class SandboxApp:
         rule, _, argument = ex.operation.behaviour.size.partition(":")
         values, images = checked.values, checked.images
         source = next(iter(images.values()), None)
-        if rule == "aspect":
+        if rule in ("aspect", "generate"):
             megapixels = float(argument)
-            if "image" in images:
+            if rule == "generate" and "image" in images:
                 ratio = _nearest_ratio(images["image"].width, images["image"].height)
                 return aspect_size(ratio, megapixels)
             return aspect_size(str(values.get("aspect_ratio", "1:1")), megapixels)
@@ -511,6 +511,9 @@ class SandboxApp:
             return text.replace(secret, REDACTED) if secret and secret in text else text
 
         headers = {name: redact(value) for name, value in ex.headers.items()}
+        if "authorization" in headers:  # whatever the scheme, its credentials are secret
+            scheme, _, credentials = ex.headers["authorization"].strip().partition(" ")
+            headers["authorization"] = f"{scheme} {REDACTED}" if credentials else REDACTED
         fields: dict[str, str] = {}
         files: dict[str, int] = {}
         for name, value in ex.raw.items():

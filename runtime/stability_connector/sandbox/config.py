@@ -59,6 +59,8 @@ class SandboxConfig:
     render_in_thread: bool = True
     #: Rendered media kept for identical requests (entries).
     media_cache_entries: int = 32
+    #: Journal entries kept (the oldest are dropped beyond this; sequence numbers go on).
+    journal_limit: int = 50_000
 
     def __post_init__(self) -> None:
         if self.rate_limit < 1:

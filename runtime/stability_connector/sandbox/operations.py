@@ -31,7 +31,8 @@ MIB = 1024 * 1024
 
 Kind = Literal["image", "audio", "model", "video", "result", "account"]
 #: How the output size is decided:
-#: aspect:MP       from ``aspect_ratio`` at MP megapixels (input's ratio in image-to-image)
+#: aspect:MP       from ``aspect_ratio`` at MP megapixels
+#: generate:MP     as aspect:MP, but image-to-image keeps the input's (nearest) ratio
 #: input:FIELD     the size of the uploaded FIELD
 #: ratio-of:FIELD  1 MP with FIELD's aspect ratio
 #: megapixels:MP   MP megapixels keeping the input's aspect ratio
@@ -162,11 +163,11 @@ BEHAVIOURS: dict[str, Behaviour] = {
     ),
     # Generate
     "POST /v2beta/stable-image/generate/ultra": Behaviour(
-        "image", "aspect:1", rules=("strength_with_image",)
+        "image", "generate:1", rules=("strength_with_image",)
     ),
     "POST /v2beta/stable-image/generate/core": Behaviour("image", "aspect:1.5"),
     "POST /v2beta/stable-image/generate/sd3": Behaviour(
-        "image", "aspect:1", Price(by="model", table=_SD3_MODELS),
+        "image", "generate:1", Price(by="model", table=_SD3_MODELS),
         rules=("sd3_mode",),
         extra_enum={"model": ("sd3.5-flash", "sd3-large", "sd3-large-turbo", "sd3-medium")},
     ),

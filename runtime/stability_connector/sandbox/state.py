@@ -11,7 +11,7 @@ import hashlib
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,6 +110,7 @@ class SandboxState:
         self.accounts: dict[str, Account] = {}
         self.jobs: dict[str, Job] = {}
         self.journal: list[JournalEntry] = []
+        self._dropped = 0  # journal entries dropped beyond the limit
         self._allowed: dict[str, float] | None = None
         self.reset()
 
@@ -119,6 +120,7 @@ class SandboxState:
             self.accounts.clear()
             self.jobs.clear()
             self.journal.clear()
+            self._dropped = 0
             keys = self.config.keys
             if keys is None:
                 self._allowed = None
@@ -228,14 +230,23 @@ class SandboxState:
 
     def record(self, entry_fields: dict[str, Any]) -> JournalEntry:
         with self.lock:
-            entry = JournalEntry(seq=len(self.journal), **entry_fields)
+            entry = JournalEntry(seq=self._dropped + len(self.journal), **entry_fields)
             self.journal.append(entry)
+            excess = len(self.journal) - self.config.journal_limit
+            if excess > 0:
+                del self.journal[:excess]
+                self._dropped += excess
             return entry
 
-    def journal_since(self, seq: int = 0) -> Iterator[JournalEntry]:
+    def journal_since(self, seq: int = 0) -> list[JournalEntry]:
+        """Entries with sequence numbers from ``seq`` on (those still kept)."""
         with self.lock:
-            entries = list(self.journal[seq:])
-        yield from entries
+            return list(self.journal[max(0, seq - self._dropped):])
+
+    @property
+    def journal_next(self) -> int:
+        with self.lock:
+            return self._dropped + len(self.journal)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:

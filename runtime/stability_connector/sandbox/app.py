@@ -17,6 +17,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import os
 import random
 import re
 import threading
@@ -136,6 +137,9 @@ class SandboxApp:
         self.rng = random.Random(config.random_seed)
         self.cache = MediaCache(config.media_cache_entries)
         self.admin = AdminRoutes(config, state, faults)
+        # Renders at once: one per CPU. More threads only share the same cores and hold
+        # more images in memory at the same time.
+        self._render_slots = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 
     # --- ASGI ----------------------------------------------------------------------
 
@@ -351,9 +355,14 @@ class SandboxApp:
         return seed
 
     async def _run(self, render: Callable[[], list[Media]]) -> list[Media]:
-        if self.config.render_in_thread:
-            return await anyio.to_thread.run_sync(render)
-        return render()
+        if not self.config.render_in_thread:
+            return render()
+
+        def bounded() -> list[Media]:
+            with self._render_slots:
+                return render()
+
+        return await anyio.to_thread.run_sync(bounded)
 
     def _output_size(self, ex: Exchange, checked: Checked) -> tuple[int, int]:
         assert ex.operation is not None

@@ -268,10 +268,13 @@ def section(
     return f"""{HEADING}
 
 The sandbox as its own process (one uvicorn worker on 127.0.0.1, rate limit lifted),
-under {args.concurrency} concurrent connections from one httpx client in another process
-(so the client's own work is part of the figures). `generate` asks SD 3.5 for a new
-1 megapixel PNG each time (a fresh seed, so nothing comes from the cache); `balance`
-is the lightest call and shows what the pipeline itself costs.
+under {args.concurrency} concurrent connections from a client in another process on the
+same machine: an `httpx.AsyncClient`, then plain asyncio sockets. `generate` asks SD 3.5
+for a new 1 megapixel PNG each time (a fresh seed, so nothing comes from the cache);
+`balance` is the lightest call and shows what the request pipeline itself costs.
+Rendering bounds `generate` whichever client sends; for `balance` one httpx client with
+{args.concurrency} pooled connections is the bottleneck (its pool costs more per request
+than the server), so the sockets row is the server's capacity.
 
 | scenario | client | requests | time | requests/s | p50 | p95 | received | non-2xx or errors |
 |---|---|---|---|---|---|---|---|---|

@@ -450,3 +450,16 @@ def test_every_operation_of_the_facts_is_covered() -> None:
     )["operations"]
     assert set(facts) == set(OPERATIONS)
     assert len(STARTS) + len(RESULTS) + len(ACCOUNT) == len(facts)
+
+
+@pytest.mark.anyio
+async def test_client_headers_longer_than_256_characters_are_400(sandbox: Sandbox) -> None:
+    async with sandbox.client(api_key=KEY) as client:
+        fine = await client.post("/v2beta/stable-image/generate/core", files={"none": ""},
+                                 data={"prompt": "a boat"},
+                                 headers={"stability-client-id": "a" * 256})
+        too_long = await client.post("/v2beta/stable-image/generate/core", files={"none": ""},
+                                     data={"prompt": "a boat"},
+                                     headers={"stability-client-user-id": "a" * 257})
+    assert fine.status_code == 200
+    assert_error(too_long, 400, name="bad_request", mentions="stability-client-user-id")

@@ -71,6 +71,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_SEED = 4_294_967_294
 REDACTED = "***"
+#: Optional v2 request headers and their documented maximum length.
+CLIENT_HEADERS = ("stability-client-id", "stability-client-user-id", "stability-client-version")
+CLIENT_HEADER_MAX = 256
 
 
 @dataclass
@@ -297,6 +300,9 @@ class SandboxApp:
 
         checked = check_fields(operation, ex.raw, path_params=ex.path_params,
                                wants_json=bool(as_json))
+        for header in CLIENT_HEADERS if not ex.v1 else ():
+            if len(ex.headers.get(header, "")) > CLIENT_HEADER_MAX:
+                checked.add(f"{header}: must be at most {CLIENT_HEADER_MAX} characters long")
         if checked.problems:
             if ex.v1:
                 return self._error(ex, 400, [p.message for p in checked.problems],

@@ -30,13 +30,17 @@ async def main(
     clock = SystemClock()
     connection = Connection(name="shared", base_url=base_url, api_key=Secret(KEY))
     limiter = limiter_for(
-        connection.api_key, RateLimitSpec(requests=requests, per_seconds=window), clock, shared_dir
+        connection.api_key,
+        RateLimitSpec(requests=requests, per_seconds=window, penalty_seconds=1.0),
+        clock,
+        shared_dir,
     )
     failures: list[str] = []
     # Tells the processes apart in the sandbox's journal.
     headers = {"stability-client-user-id": name}
     async with build_client(connection, TimeoutsSpec()) as client:
-        # One attempt only: a 429 must show up, not be retried away.
+        # One attempt only: a 429 must show up, not be retried away (and, with a short
+        # penalty, fail the test quickly rather than stall it).
         sender = Sender(client, connection, RetryPolicy(max_attempts=1), limiter, clock, headers)
 
         async def worker(share: int) -> None:

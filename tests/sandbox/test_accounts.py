@@ -280,3 +280,18 @@ async def test_v1_prompts_with_blocked_words_are_invalid_prompts(sandbox: Sandbo
                                      json={"text_prompts": [{"text": "forbiddenword"}]})
     assert response.status_code == 400
     assert response.json()["name"] == "invalid_prompts"
+
+
+@pytest.mark.anyio
+async def test_a_failed_render_is_500_and_refunded(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("renderer out of order")
+
+    monkeypatch.setattr("stability_connector.sandbox.app.render_image", broken)
+    async with sandbox.client(api_key=KEY) as client:
+        response = await generate(client)
+    assert response.status_code == 500
+    assert response.json()["name"] == "internal_error"
+    assert sandbox.balance(KEY) == sandbox.config.credits

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -63,6 +64,8 @@ from .state import Account, Job, SandboxState, key_digest
 from .validation import V1_ENGINES, Checked, Upload, check_fields
 
 __all__ = ["SandboxApp"]
+
+LOGGER = logging.getLogger("stability_connector.sandbox")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -199,7 +202,7 @@ class SandboxApp:
         if fault is not None and fault.reset == "before":
             outcome = "reset-before"
             if fault.charged:  # the work is done and paid for, the answer never leaves
-                charged = (await self._answer(ex, limit, path_exists)).credits
+                charged = (await self._safe_answer(ex, limit, path_exists)).credits
                 self._journal(ex, Reply(0, credits=charged), outcome, fault)
                 await _cut_connection(send, "before")
                 return
@@ -207,7 +210,7 @@ class SandboxApp:
             if fault is not None and fault.status is not None and not fault.charged:
                 reply = self._fault_reply(fault, ex)
             else:
-                reply = await self._answer(ex, limit, path_exists)
+                reply = await self._safe_answer(ex, limit, path_exists)
                 if fault is not None and fault.status is not None:
                     charged = reply.credits
                     reply = self._fault_reply(fault, ex)
@@ -245,6 +248,14 @@ class SandboxApp:
                 f"{_seconds_text(c.rate_window)} second period, and have been timed out "
                 f"for {_seconds_text(c.timeout_seconds)} seconds.")
 
+    async def _safe_answer(self, ex: Exchange, limit: int, path_exists: bool) -> Reply:
+        """The answer, or the API's 500 if the sandbox itself fails (logged)."""
+        try:
+            return await self._answer(ex, limit, path_exists)
+        except Exception:
+            LOGGER.exception("the sandbox failed to answer %s %s", ex.method, ex.path)
+            return self._error(ex, 500)
+
     async def _answer(self, ex: Exchange, limit: int, path_exists: bool) -> Reply:
         operation = ex.operation
         if operation is None:
@@ -253,7 +264,10 @@ class SandboxApp:
             return self._error(ex, 404, [f"{ex.path}: no such endpoint"], name="not_found")
 
         if not ex.key:
-            return self._error(ex, 401, ["authorization: missing authorization header"])
+            problem = ("authorization: must be 'Bearer <your API key>'"
+                       if ex.headers.get("authorization") else
+                       "authorization: missing authorization header")
+            return self._error(ex, 401, [problem])
         ex.account = self.state.account(ex.key)
         if ex.account is None:
             return self._error(ex, 401, ["authorization: invalid API key"])

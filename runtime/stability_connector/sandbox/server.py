@@ -68,8 +68,9 @@ def serve(
     sandbox = Sandbox(config)
     server = uvicorn.Server(_uvicorn_config(sandbox, host, port, log_level))
     if announce:
+        keys = "any API key" if sandbox.config.keys is None else "one of the given keys"
         print(f"Stability API sandbox at {base_url(host, port)}", flush=True)
-        print("  use it as the API base URL with any API key; Ctrl+C stops it", flush=True)
+        print(f"  use it as the API base URL with {keys}; Ctrl+C stops it", flush=True)
     server.run()
 
 

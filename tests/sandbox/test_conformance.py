@@ -463,3 +463,21 @@ async def test_client_headers_longer_than_256_characters_are_400(sandbox: Sandbo
                                      headers={"stability-client-user-id": "a" * 257})
     assert fine.status_code == 200
     assert_error(too_long, 400, name="bad_request", mentions="stability-client-user-id")
+
+
+@pytest.mark.anyio
+async def test_ultra_takes_an_image_of_16384_by_16384(sandbox: Sandbox) -> None:
+    buffer = io.BytesIO()
+    Image.new("1", (16384, 16384)).save(buffer, format="PNG")  # 1 bit per pixel: cheap
+    huge = buffer.getvalue()
+    assert len(huge) < 10 * 1024 * 1024
+    async with sandbox.client(api_key=KEY) as client:
+        response = await client.post("/v2beta/stable-image/generate/ultra",
+                                     files={"image": ("huge.png", huge, "image/png")},
+                                     data={"prompt": "a bay", "strength": "0.6"})
+        too_wide = await client.post("/v2beta/stable-image/generate/ultra",
+                                     files={"image": ("wide.png", image_bytes(16385, 64),
+                                                      "image/png")},
+                                     data={"prompt": "a bay", "strength": "0.6"})
+    assert response.status_code == 200, response.text
+    assert_error(too_wide, 400, mentions="image: width must be between 64 and 16384")

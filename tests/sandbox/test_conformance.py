@@ -481,3 +481,57 @@ async def test_ultra_takes_an_image_of_16384_by_16384(sandbox: Sandbox) -> None:
                                      data={"prompt": "a bay", "strength": "0.6"})
     assert response.status_code == 200, response.text
     assert_error(too_wide, 400, mentions="image: width must be between 64 and 16384")
+
+
+PNG_512 = ("in.png", image_bytes(512, 512), "image/png")
+COMBINATIONS = [
+    ("/v2beta/stable-image/generate/ultra", {"prompt": "a bay"}, {"image": PNG_512},
+     "strength: is required when an image is provided"),
+    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "mode": "image-to-image",
+                                           "strength": "0.5"}, {},
+     "image: is required when mode is image-to-image"),
+    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "mode": "image-to-image"},
+     {"image": PNG_512}, "strength: is required when mode is image-to-image"),
+    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "strength": "0.5"},
+     {"image": PNG_512}, "mode: must be image-to-image"),
+    ("/v2beta/stable-image/edit/outpaint", {"left": "0"}, {"image": PNG_512},
+     "at least one of them must be greater than 0"),
+    ("/v2beta/stable-image/edit/replace-background-and-relight", {"foreground_prompt": "a cat"},
+     {"subject_image": PNG_512}, "background_prompt or background_reference is required"),
+    ("/v2beta/audio/stable-audio-2/inpaint", {"prompt": "rain", "mask_start": "40",
+                                               "mask_end": "20"},
+     {"audio": ("in.wav", wav_bytes(7), "audio/wav")}, "mask_end: must be greater"),
+    ("/v2alpha/generation/stable-image/inpaint", {"prompt": "a hat", "mode": "search"},
+     {"image": PNG_512}, "search_prompt: is required"),
+    ("/v1/generation/esrgan-v1-x2plus/image-to-image", {"text_prompts[0][text]": "a bay"},
+     {"init_image": PNG_512}, "only upscales"),
+    ("/v1/generation/stable-diffusion-v1-6/image-to-image/upscale", {}, {"image": PNG_512},
+     "cannot upscale"),
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("path", "data", "files", "message"), COMBINATIONS,
+                         ids=[f"{c[0].rsplit('/', 2)[-2]}/{c[0].rsplit('/', 1)[-1]}-{i}"
+                              for i, c in enumerate(COMBINATIONS)])
+async def test_required_combinations_are_400(
+    sandbox: Sandbox, path: str, data: dict[str, str], files: dict[str, Any], message: str
+) -> None:
+    async with sandbox.client(api_key=KEY) as client:
+        response = await client.post(path, data=data, files=files or {"none": ""})
+    assert_error(response, 400, mentions=message)
+
+
+@pytest.mark.anyio
+async def test_the_variant_that_needs_less_is_accepted(sandbox: Sandbox) -> None:
+    async with sandbox.client(api_key=KEY) as client:
+        masked = await client.post("/v2alpha/generation/stable-image/inpaint",
+                                   data={"prompt": "a hat", "mode": "mask"},
+                                   files={"image": PNG_512})
+        relit = await client.post("/v2beta/stable-image/edit/replace-background-and-relight",
+                                  files={"subject_image": PNG_512,
+                                         "background_reference": PNG_512})
+    assert masked.status_code == 200, masked.text
+    assert relit.status_code == 200, relit.text
+    # search costs 4 credits and mask 3 (cents in the description); relight is a job.
+    assert sandbox.balance(KEY) == sandbox.config.credits - 3

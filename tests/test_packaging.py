@@ -61,7 +61,15 @@ def _assert_lighthouse_png(out_dir: Path, printed: str) -> None:
 def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(_tracked_copy(tmp_path / "src"))],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--outdir",
+            str(dist),
+            str(_tracked_copy(tmp_path / "src")),
+        ],
         check=True,
         capture_output=True,
     )
@@ -77,7 +85,11 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     check = subprocess.run(
-        [str(python), "-c", "import stability_connector.catalog as c; print(c.default_catalog().root)"],
+        [
+            str(python),
+            "-c",
+            "import stability_connector.catalog as c; print(c.default_catalog().root)",
+        ],
         cwd=elsewhere,
         capture_output=True,
         text=True,
@@ -88,8 +100,17 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
 
     command = env_dir / "bin" / "stability-connector"
     done = subprocess.run(
-        [str(command), "run", "generate_image", "-i", "prompt=a lighthouse at dusk",
-         "-i", "aspect_ratio=16:9 (Landscape)", "--out", "images"],
+        [
+            str(command),
+            "run",
+            "generate_image",
+            "-i",
+            "prompt=a lighthouse at dusk",
+            "-i",
+            "aspect_ratio=16:9 (Landscape)",
+            "--out",
+            "images",
+        ],
         cwd=elsewhere,
         capture_output=True,
         text=True,
@@ -100,7 +121,10 @@ def test_wheel_installs_and_runs_from_another_directory(tmp_path: Path) -> None:
     _assert_lighthouse_png(elsewhere / "images", done.stdout)
 
     listing = subprocess.run(
-        [str(command), "actions", "list"], cwd=elsewhere, capture_output=True, text=True,
+        [str(command), "actions", "list"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
         env=_env_without_key(),
     )
     assert listing.returncode == 0 and "generate_image" in listing.stdout

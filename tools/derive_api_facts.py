@@ -26,8 +26,19 @@ TARGET = ROOT / "runtime" / "stability_connector" / "api_facts.json"
 
 # Keywords of a field schema that carry a fact a client must match.
 FACT_KEYS = (
-    "type", "format", "enum", "default", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minLength", "maxLength", "multipleOf", "minItems", "maxItems",
+    "type",
+    "format",
+    "enum",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "multipleOf",
+    "minItems",
+    "maxItems",
 )
 
 # Image-to-video was withdrawn from the current description; the product pages still
@@ -192,8 +203,9 @@ def body_facts(
     fields: dict[str, Any] = {}
     required_sets = []
     for variant in variants:
-        variant = merge_all_of({**{k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")},
-                                "allOf": [variant]})
+        variant = merge_all_of(
+            {**{k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}, "allOf": [variant]}
+        )
         for name, sub in variant.get("properties", {}).items():
             facts = field_facts(sub)
             known = fields.setdefault(name, facts)
@@ -251,6 +263,13 @@ def credits_of(description: str) -> float | str | None:
     return float(flat.group(1)) if flat else text
 
 
+def returns_job_id(response: dict[str, Any]) -> bool:
+    """A JSON answer holding an ``id`` and no media: the operation starts a job."""
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    properties = merge_all_of(schema).get("properties", {})
+    return "id" in properties and not {"image", "audio", "artifacts"} & set(properties)
+
+
 def derive(spec: dict[str, Any]) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for path, methods in spec["paths"].items():
@@ -270,10 +289,7 @@ def derive(spec: dict[str, Any]) -> dict[str, Any]:
                 if status.startswith("2")
             }
             is_async = method == "post" and any(
-                "id" in merge_all_of(resp.get("content", {}).get("application/json", {}).get("schema", {})).get("properties", {})
-                and "image" not in merge_all_of(resp.get("content", {}).get("application/json", {}).get("schema", {})).get("properties", {})
-                and "audio" not in merge_all_of(resp.get("content", {}).get("application/json", {}).get("schema", {})).get("properties", {})
-                and "artifacts" not in merge_all_of(resp.get("content", {}).get("application/json", {}).get("schema", {})).get("properties", {})
+                returns_job_id(resp)
                 for status, resp in op.get("responses", {}).items()
                 if status in ("200", "202")
             )
@@ -283,9 +299,9 @@ def derive(spec: dict[str, Any]) -> dict[str, Any]:
                 "path": path,
                 "summary": op.get("summary", ""),
                 "tags": op.get("tags", []),
-                "status": "legacy" if path.startswith("/v2alpha") else (
-                    "limited" if op.get("x-launchDarklyEnableFlag") else "current"
-                ),
+                "status": "legacy"
+                if path.startswith("/v2alpha")
+                else ("limited" if op.get("x-launchDarklyEnableFlag") else "current"),
                 "source": "openapi",
                 "encoding": encoding,
                 "accept": accept.get("enum", []),
@@ -296,7 +312,9 @@ def derive(spec: dict[str, Any]) -> dict[str, Any]:
                 "required": required,
                 "fields": fields,
                 **({"variants": variants} if variants else {}),
-                "path_parameters": sorted(p["name"] for p in op.get("parameters", []) if p.get("in") == "path"),
+                "path_parameters": sorted(
+                    p["name"] for p in op.get("parameters", []) if p.get("in") == "path"
+                ),
                 "responses": responses,
                 "error_statuses": sorted(int(s) for s in op.get("responses", {}) if s[0] in "45"),
             }

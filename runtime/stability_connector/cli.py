@@ -186,7 +186,9 @@ def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as missing:
-        raise InputValidationError(what, [_problem(what, f"file {path} does not exist")]) from missing
+        raise InputValidationError(
+            what, [_problem(what, f"file {path} does not exist")]
+        ) from missing
     except json.JSONDecodeError as broken:
         raise InputValidationError(
             what, [_problem(what, f"{path} is not valid JSON ({broken.msg}, line {broken.lineno})")]
@@ -204,13 +206,16 @@ def _collect_inputs(args: argparse.Namespace) -> dict[str, Any]:
     if args.inputs_file is not None:
         loaded = _read_json(args.inputs_file, "--inputs")
         if not isinstance(loaded, dict):
-            raise InputValidationError("--inputs", [_problem("--inputs", "must hold a JSON object")])
+            raise InputValidationError(
+                "--inputs", [_problem("--inputs", "must hold a JSON object")]
+            )
         inputs.update(loaded)
     for item in args.inputs:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputValidationError(
-                args.action, [_problem(f"-i {item}", "write it as KEY=VALUE, e.g. -i prompt=\"a fox\"")]
+                args.action,
+                [_problem(f"-i {item}", 'write it as KEY=VALUE, e.g. -i prompt="a fox"')],
             )
         inputs[key.strip()] = value
     return inputs

@@ -67,7 +67,8 @@ class MediaLimits(Strict):
     min_seconds: float | None = None
     max_seconds: float | None = None
     sizes: list[str] | None = Field(
-        default=None, description="Exact WIDTHxHEIGHT sizes accepted, when the API allows only some."
+        default=None,
+        description="Exact WIDTHxHEIGHT sizes accepted, when the API allows only some.",
     )
 
 
@@ -164,7 +165,8 @@ class Example(Strict):
     title: str
     inputs: dict[str, Any] = Field(description="Node inputs; may map from the context.")
     context: dict[str, Any] = Field(
-        default_factory=dict, description="The run context the inputs map from (trigger, steps, vars)."
+        default_factory=dict,
+        description="The run context the inputs map from (trigger, steps, vars).",
     )
     request: ExampleRequest | None = None
     outputs: dict[str, Any] = Field(
@@ -192,7 +194,8 @@ class ActionSpec(Strict):
     )
     status: Literal["current", "legacy", "limited"] = "current"
     credits: float | Template | None = Field(
-        default=None, description="Credits per successful run; a template when it depends on inputs."
+        default=None,
+        description="Credits per successful run; a template when it depends on inputs.",
     )
     credits_note: str | None = None
     inputs: JsonSchema
@@ -280,4 +283,6 @@ class ConnectorSpec(Strict):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     rate_limit: RateLimitSpec = Field(default_factory=RateLimitSpec)
     polling: PollingSpec = Field(default_factory=PollingSpec)
-    actions: list[str] = Field(description="Action ids, in catalog order (files actions/<id>.yaml).")
+    actions: list[str] = Field(
+        description="Action ids, in catalog order (files actions/<id>.yaml)."
+    )

@@ -25,9 +25,15 @@ async def generate(client: httpx.AsyncClient, path: str = CORE, **data: str) -> 
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("model", "price"), [
-    ("sd3.5-large", 6.5), ("sd3.5-large-turbo", 4.0), ("sd3.5-medium", 3.5), ("sd3.5-flash", 2.5),
-])
+@pytest.mark.parametrize(
+    ("model", "price"),
+    [
+        ("sd3.5-large", 6.5),
+        ("sd3.5-large-turbo", 4.0),
+        ("sd3.5-medium", 3.5),
+        ("sd3.5-flash", 2.5),
+    ],
+)
 async def test_sd3_is_charged_per_model(sandbox: Sandbox, model: str, price: float) -> None:
     async with sandbox.client(api_key=KEY) as client:
         assert (await generate(client, SD3, model=model)).status_code == 200
@@ -36,15 +42,21 @@ async def test_sd3_is_charged_per_model(sandbox: Sandbox, model: str, price: flo
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("data", "price"), [
-    ({"model": "stable-audio-2.5", "duration": "3"}, 20.0),
-    ({"model": "stable-audio-2", "duration": "3"}, 20.0),
-    ({"model": "stable-audio-2", "duration": "3", "steps": "100"}, 23.0),
-])
+@pytest.mark.parametrize(
+    ("data", "price"),
+    [
+        ({"model": "stable-audio-2.5", "duration": "3"}, 20.0),
+        ({"model": "stable-audio-2", "duration": "3"}, 20.0),
+        ({"model": "stable-audio-2", "duration": "3", "steps": "100"}, 23.0),
+    ],
+)
 async def test_stable_audio_2_prices(sandbox: Sandbox, data: dict[str, str], price: float) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v2beta/audio/stable-audio-2/text-to-audio",
-                                     files={"none": ""}, data={"prompt": "rain", **data})
+        response = await client.post(
+            "/v2beta/audio/stable-audio-2/text-to-audio",
+            files={"none": ""},
+            data={"prompt": "rain", **data},
+        )
     assert response.status_code == 200, response.text
     assert sandbox.balance(KEY) == pytest.approx(sandbox.config.credits - price)
 
@@ -52,22 +64,23 @@ async def test_stable_audio_2_prices(sandbox: Sandbox, data: dict[str, str], pri
 @pytest.mark.anyio
 async def test_steps_follow_the_audio_model(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v2beta/audio/stable-audio-2/text-to-audio",
-                                     files={"none": ""},
-                                     data={"prompt": "rain", "model": "stable-audio-2.5",
-                                           "steps": "50"})
+        response = await client.post(
+            "/v2beta/audio/stable-audio-2/text-to-audio",
+            files={"none": ""},
+            data={"prompt": "rain", "model": "stable-audio-2.5", "steps": "50"},
+        )
     assert response.status_code == 400
     assert "steps: must be between 4 and 8" in response.json()["errors"][0]
 
 
 @pytest.mark.anyio
 async def test_a_request_the_balance_cannot_cover_is_402(
-    make_sandbox: Callable[..., Sandbox]
+    make_sandbox: Callable[..., Sandbox],
 ) -> None:
     sandbox = make_sandbox(credits=5.0)
     async with sandbox.client(api_key=KEY) as client:
-        first = await generate(client)          # 3 credits
-        second = await generate(client)         # 2 left
+        first = await generate(client)  # 3 credits
+        second = await generate(client)  # 2 left
     assert first.status_code == 200
     assert second.status_code == 402
     body = second.json()
@@ -153,23 +166,25 @@ async def test_a_job_is_in_progress_then_done_and_charged_when_ready(
 ) -> None:
     async with sandbox.client(api_key=KEY) as client:
         job_id = await start_creative(client)
-        assert sandbox.balance(KEY) == sandbox.config.credits   # not charged yet
+        assert sandbox.balance(KEY) == sandbox.config.credits  # not charged yet
         clock.advance(19.9)
         assert (await client.get(f"/v2beta/results/{job_id}")).status_code == 202
         clock.advance(0.1)
         assert sandbox.balance(KEY) == sandbox.config.credits - 60
         raw = await client.get(f"/v2beta/results/{job_id}")
-        same = await client.get(f"/v2beta/stable-image/upscale/creative/result/{job_id}",
-                                headers={"accept": "image/*"})
-        as_json = await client.get(f"/v2beta/results/{job_id}",
-                                   headers={"accept": "application/json"})
+        same = await client.get(
+            f"/v2beta/stable-image/upscale/creative/result/{job_id}", headers={"accept": "image/*"}
+        )
+        as_json = await client.get(
+            f"/v2beta/results/{job_id}", headers={"accept": "application/json"}
+        )
     assert raw.status_code == 200 and raw.headers["content-type"] == "image/webp"
     assert raw.headers["seed"] == "5" and raw.headers["finish-reason"] == "SUCCESS"
-    assert Image.open(io.BytesIO(raw.content)).size == (2365, 1774)   # 4 MP, same ratio
+    assert Image.open(io.BytesIO(raw.content)).size == (2365, 1774)  # 4 MP, same ratio
     assert same.content == raw.content
     assert as_json.headers["content-type"] == "application/json; type=image/webp"
     assert as_json.json()["seed"] == 5
-    assert sandbox.balance(KEY) == sandbox.config.credits - 60      # charged once
+    assert sandbox.balance(KEY) == sandbox.config.credits - 60  # charged once
 
 
 @pytest.mark.anyio
@@ -194,8 +209,9 @@ async def test_a_job_expires_after_24_hours(sandbox: Sandbox, clock: FakeClock) 
 
 
 @pytest.mark.anyio
-async def test_job_time_is_configurable(make_sandbox: Callable[..., Sandbox],
-                                        clock: FakeClock) -> None:
+async def test_job_time_is_configurable(
+    make_sandbox: Callable[..., Sandbox], clock: FakeClock
+) -> None:
     sandbox = make_sandbox(job_seconds=0)
     async with sandbox.client(api_key=KEY) as client:
         job_id = await start_creative(client)
@@ -207,15 +223,18 @@ async def test_stable_audio_3_starts_with_202_and_results_in_audio(
     sandbox: Sandbox, clock: FakeClock
 ) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        start = await client.post("/v2beta/audio/stable-audio/text-to-audio", files={"none": ""},
-                                  data={"prompt": "ocean waves", "duration": "4",
-                                        "output_format": "wav"})
+        start = await client.post(
+            "/v2beta/audio/stable-audio/text-to-audio",
+            files={"none": ""},
+            data={"prompt": "ocean waves", "duration": "4", "output_format": "wav"},
+        )
         assert start.status_code == 202
         job_id = start.json()["id"]
         clock.advance(20)
         done = await client.get(f"/v2beta/audio/results/{job_id}")
-        as_json = await client.get(f"/v2beta/audio/results/{job_id}",
-                                   headers={"accept": "application/json"})
+        as_json = await client.get(
+            f"/v2beta/audio/results/{job_id}", headers={"accept": "application/json"}
+        )
     assert done.status_code == 200 and done.headers["content-type"] == "audio/wav"
     assert done.content[:4] == b"RIFF"
     assert set(as_json.json()) == {"audio", "seed", "finish_reason"}
@@ -226,7 +245,7 @@ async def test_stable_audio_3_starts_with_202_and_results_in_audio(
 async def test_pending_jobs_hold_credits(make_sandbox: Callable[..., Sandbox]) -> None:
     sandbox = make_sandbox(credits=100.0)
     async with sandbox.client(api_key=KEY) as client:
-        await start_creative(client)                # 60 promised
+        await start_creative(client)  # 60 promised
         second = await client.post(
             "/v2beta/stable-image/upscale/creative",
             files={"image": ("small.png", image_bytes(256, 192), "image/png")},
@@ -241,8 +260,9 @@ async def test_pending_jobs_hold_credits(make_sandbox: Callable[..., Sandbox]) -
 @pytest.mark.anyio
 async def test_a_blocked_word_is_403_and_free(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post(CORE, files={"none": ""},
-                                     data={"prompt": "a ForbiddenWord in the sky"})
+        response = await client.post(
+            CORE, files={"none": ""}, data={"prompt": "a ForbiddenWord in the sky"}
+        )
     assert response.status_code == 403
     assert response.json()["name"] == "content_moderation"
     assert sandbox.balance(KEY) == sandbox.config.credits
@@ -252,9 +272,11 @@ async def test_a_blocked_word_is_403_and_free(sandbox: Sandbox) -> None:
 async def test_a_filtered_word_gives_a_blurred_image(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
         clean = await client.post(CORE, files={"none": ""}, data={"prompt": "a cat", "seed": "9"})
-        filtered = await client.post(CORE, files={"none": ""},
-                                     data={"prompt": "a cat", "negative_prompt": "blurword",
-                                           "seed": "9"})
+        filtered = await client.post(
+            CORE,
+            files={"none": ""},
+            data={"prompt": "a cat", "negative_prompt": "blurword", "seed": "9"},
+        )
     assert clean.headers["finish-reason"] == "SUCCESS"
     assert filtered.status_code == 200
     assert filtered.headers["finish-reason"] == "CONTENT_FILTERED"
@@ -276,8 +298,10 @@ async def test_word_lists_are_configurable(make_sandbox: Callable[..., Sandbox])
 @pytest.mark.anyio
 async def test_v1_prompts_with_blocked_words_are_invalid_prompts(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v1/generation/stable-diffusion-v1-6/text-to-image",
-                                     json={"text_prompts": [{"text": "forbiddenword"}]})
+        response = await client.post(
+            "/v1/generation/stable-diffusion-v1-6/text-to-image",
+            json={"text_prompts": [{"text": "forbiddenword"}]},
+        )
     assert response.status_code == 400
     assert response.json()["name"] == "invalid_prompts"
 

@@ -110,8 +110,9 @@ def with_field(request: dict[str, Any], name: str, value: Any) -> dict[str, Any]
     return copy
 
 
-def assert_error(response: httpx.Response, status: int, name: str | None = None,
-                 mentions: str | None = None) -> dict[str, Any]:
+def assert_error(
+    response: httpx.Response, status: int, name: str | None = None, mentions: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body: dict[str, Any] = response.json()
@@ -178,8 +179,9 @@ async def test_a_valid_request_is_answered_as_documented(
 ) -> None:
     op = OPERATIONS[op_key]
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post(url_of(op_key), headers=accept_for(op_key, as_json),
-                                     **valid_request(op_key))
+        response = await client.post(
+            url_of(op_key), headers=accept_for(op_key, as_json), **valid_request(op_key)
+        )
         if not op.is_async:
             assert response.status_code == 200, response.text
             check_media(response, op_key, as_json=as_json)
@@ -307,8 +309,9 @@ async def test_a_request_without_a_key_is_401(sandbox: Sandbox, op_key: str) -> 
             wrong_scheme = await client.get(url, headers={"authorization": f"Basic {KEY}"})
         else:
             missing = await client.post(url, **valid_request(op_key))
-            wrong_scheme = await client.post(url, headers={"authorization": f"Basic {KEY}"},
-                                             **valid_request(op_key))
+            wrong_scheme = await client.post(
+                url, headers={"authorization": f"Basic {KEY}"}, **valid_request(op_key)
+            )
     assert_error(missing, 401, name="unauthorized")
     assert_error(wrong_scheme, 401, name="unauthorized")
 
@@ -346,10 +349,14 @@ async def test_stable_audio_takes_bodies_up_to_50_mib(sandbox: Sandbox) -> None:
     request = valid_request(op_key)
     padding = ("pad.bin", b"0" * (12 * 1024 * 1024))
     async with sandbox.client(api_key=KEY) as client:
-        fits = await client.post(url_of(op_key), data=request["data"],
-                                 files={**request["files"], "padding": padding})
-        too_big = await client.post(url_of(op_key), data=request["data"], files={
-            **request["files"], "padding": ("pad.bin", b"0" * (50 * 1024 * 1024))})
+        fits = await client.post(
+            url_of(op_key), data=request["data"], files={**request["files"], "padding": padding}
+        )
+        too_big = await client.post(
+            url_of(op_key),
+            data=request["data"],
+            files={**request["files"], "padding": ("pad.bin", b"0" * (50 * 1024 * 1024))},
+        )
     assert fits.status_code == 200, fits.text
     assert_error(too_big, 413, name="payload_too_large", mentions="50MiB")
 
@@ -429,24 +436,30 @@ async def test_unknown_paths_and_methods(sandbox: Sandbox) -> None:
 @pytest.mark.anyio
 async def test_an_unknown_v1_engine_is_404(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v1/generation/some-fake-engine/text-to-image",
-                                     json={"text_prompts": [{"text": "hi"}]})
+        response = await client.post(
+            "/v1/generation/some-fake-engine/text-to-image", json={"text_prompts": [{"text": "hi"}]}
+        )
     assert_error(response, 404, name="not_found", mentions="some-fake-engine")
 
 
 @pytest.mark.anyio
 async def test_an_unacceptable_accept_header_is_400(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v2beta/stable-image/generate/core",
-                                     headers={"accept": "text/html"},
-                                     files={"none": ""}, data={"prompt": "a boat"})
+        response = await client.post(
+            "/v2beta/stable-image/generate/core",
+            headers={"accept": "text/html"},
+            files={"none": ""},
+            data={"prompt": "a boat"},
+        )
     assert_error(response, 400, mentions="accept")
 
 
 def test_every_operation_of_the_facts_is_covered() -> None:
     facts = json.loads(
-        (__import__("importlib.resources").resources.files("stability_connector")
-         / "api_facts.json").read_text("utf-8")
+        (
+            __import__("importlib.resources").resources.files("stability_connector")
+            / "api_facts.json"
+        ).read_text("utf-8")
     )["operations"]
     assert set(facts) == set(OPERATIONS)
     assert len(STARTS) + len(RESULTS) + len(ACCOUNT) == len(facts)
@@ -455,12 +468,18 @@ def test_every_operation_of_the_facts_is_covered() -> None:
 @pytest.mark.anyio
 async def test_client_headers_longer_than_256_characters_are_400(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        fine = await client.post("/v2beta/stable-image/generate/core", files={"none": ""},
-                                 data={"prompt": "a boat"},
-                                 headers={"stability-client-id": "a" * 256})
-        too_long = await client.post("/v2beta/stable-image/generate/core", files={"none": ""},
-                                     data={"prompt": "a boat"},
-                                     headers={"stability-client-user-id": "a" * 257})
+        fine = await client.post(
+            "/v2beta/stable-image/generate/core",
+            files={"none": ""},
+            data={"prompt": "a boat"},
+            headers={"stability-client-id": "a" * 256},
+        )
+        too_long = await client.post(
+            "/v2beta/stable-image/generate/core",
+            files={"none": ""},
+            data={"prompt": "a boat"},
+            headers={"stability-client-user-id": "a" * 257},
+        )
     assert fine.status_code == 200
     assert_error(too_long, 400, name="bad_request", mentions="stability-client-user-id")
 
@@ -472,48 +491,94 @@ async def test_ultra_takes_an_image_of_16384_by_16384(sandbox: Sandbox) -> None:
     huge = buffer.getvalue()
     assert len(huge) < 10 * 1024 * 1024
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post("/v2beta/stable-image/generate/ultra",
-                                     files={"image": ("huge.png", huge, "image/png")},
-                                     data={"prompt": "a bay", "strength": "0.6"})
-        too_wide = await client.post("/v2beta/stable-image/generate/ultra",
-                                     files={"image": ("wide.png", image_bytes(16385, 64),
-                                                      "image/png")},
-                                     data={"prompt": "a bay", "strength": "0.6"})
+        response = await client.post(
+            "/v2beta/stable-image/generate/ultra",
+            files={"image": ("huge.png", huge, "image/png")},
+            data={"prompt": "a bay", "strength": "0.6"},
+        )
+        too_wide = await client.post(
+            "/v2beta/stable-image/generate/ultra",
+            files={"image": ("wide.png", image_bytes(16385, 64), "image/png")},
+            data={"prompt": "a bay", "strength": "0.6"},
+        )
     assert response.status_code == 200, response.text
     assert_error(too_wide, 400, mentions="image: width must be between 64 and 16384")
 
 
 PNG_512 = ("in.png", image_bytes(512, 512), "image/png")
 COMBINATIONS = [
-    ("/v2beta/stable-image/generate/ultra", {"prompt": "a bay"}, {"image": PNG_512},
-     "strength: is required when an image is provided"),
-    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "mode": "image-to-image",
-                                           "strength": "0.5"}, {},
-     "image: is required when mode is image-to-image"),
-    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "mode": "image-to-image"},
-     {"image": PNG_512}, "strength: is required when mode is image-to-image"),
-    ("/v2beta/stable-image/generate/sd3", {"prompt": "a bay", "strength": "0.5"},
-     {"image": PNG_512}, "mode: must be image-to-image"),
-    ("/v2beta/stable-image/edit/outpaint", {"left": "0"}, {"image": PNG_512},
-     "at least one of them must be greater than 0"),
-    ("/v2beta/stable-image/edit/replace-background-and-relight", {"foreground_prompt": "a cat"},
-     {"subject_image": PNG_512}, "background_prompt or background_reference is required"),
-    ("/v2beta/audio/stable-audio-2/inpaint", {"prompt": "rain", "mask_start": "40",
-                                               "mask_end": "20"},
-     {"audio": ("in.wav", wav_bytes(7), "audio/wav")}, "mask_end: must be greater"),
-    ("/v2alpha/generation/stable-image/inpaint", {"prompt": "a hat", "mode": "search"},
-     {"image": PNG_512}, "search_prompt: is required"),
-    ("/v1/generation/esrgan-v1-x2plus/image-to-image", {"text_prompts[0][text]": "a bay"},
-     {"init_image": PNG_512}, "only upscales"),
-    ("/v1/generation/stable-diffusion-v1-6/image-to-image/upscale", {}, {"image": PNG_512},
-     "cannot upscale"),
+    (
+        "/v2beta/stable-image/generate/ultra",
+        {"prompt": "a bay"},
+        {"image": PNG_512},
+        "strength: is required when an image is provided",
+    ),
+    (
+        "/v2beta/stable-image/generate/sd3",
+        {"prompt": "a bay", "mode": "image-to-image", "strength": "0.5"},
+        {},
+        "image: is required when mode is image-to-image",
+    ),
+    (
+        "/v2beta/stable-image/generate/sd3",
+        {"prompt": "a bay", "mode": "image-to-image"},
+        {"image": PNG_512},
+        "strength: is required when mode is image-to-image",
+    ),
+    (
+        "/v2beta/stable-image/generate/sd3",
+        {"prompt": "a bay", "strength": "0.5"},
+        {"image": PNG_512},
+        "mode: must be image-to-image",
+    ),
+    (
+        "/v2beta/stable-image/edit/outpaint",
+        {"left": "0"},
+        {"image": PNG_512},
+        "at least one of them must be greater than 0",
+    ),
+    (
+        "/v2beta/stable-image/edit/replace-background-and-relight",
+        {"foreground_prompt": "a cat"},
+        {"subject_image": PNG_512},
+        "background_prompt or background_reference is required",
+    ),
+    (
+        "/v2beta/audio/stable-audio-2/inpaint",
+        {"prompt": "rain", "mask_start": "40", "mask_end": "20"},
+        {"audio": ("in.wav", wav_bytes(7), "audio/wav")},
+        "mask_end: must be greater",
+    ),
+    (
+        "/v2alpha/generation/stable-image/inpaint",
+        {"prompt": "a hat", "mode": "search"},
+        {"image": PNG_512},
+        "search_prompt: is required",
+    ),
+    (
+        "/v1/generation/esrgan-v1-x2plus/image-to-image",
+        {"text_prompts[0][text]": "a bay"},
+        {"init_image": PNG_512},
+        "only upscales",
+    ),
+    (
+        "/v1/generation/stable-diffusion-v1-6/image-to-image/upscale",
+        {},
+        {"image": PNG_512},
+        "cannot upscale",
+    ),
 ]
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("path", "data", "files", "message"), COMBINATIONS,
-                         ids=[f"{c[0].rsplit('/', 2)[-2]}/{c[0].rsplit('/', 1)[-1]}-{i}"
-                              for i, c in enumerate(COMBINATIONS)])
+@pytest.mark.parametrize(
+    ("path", "data", "files", "message"),
+    COMBINATIONS,
+    ids=[
+        f"{c[0].rsplit('/', 2)[-2]}/{c[0].rsplit('/', 1)[-1]}-{i}"
+        for i, c in enumerate(COMBINATIONS)
+    ],
+)
 async def test_required_combinations_are_400(
     sandbox: Sandbox, path: str, data: dict[str, str], files: dict[str, Any], message: str
 ) -> None:
@@ -525,12 +590,15 @@ async def test_required_combinations_are_400(
 @pytest.mark.anyio
 async def test_the_variant_that_needs_less_is_accepted(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        masked = await client.post("/v2alpha/generation/stable-image/inpaint",
-                                   data={"prompt": "a hat", "mode": "mask"},
-                                   files={"image": PNG_512})
-        relit = await client.post("/v2beta/stable-image/edit/replace-background-and-relight",
-                                  files={"subject_image": PNG_512,
-                                         "background_reference": PNG_512})
+        masked = await client.post(
+            "/v2alpha/generation/stable-image/inpaint",
+            data={"prompt": "a hat", "mode": "mask"},
+            files={"image": PNG_512},
+        )
+        relit = await client.post(
+            "/v2beta/stable-image/edit/replace-background-and-relight",
+            files={"subject_image": PNG_512, "background_reference": PNG_512},
+        )
     assert masked.status_code == 200, masked.text
     assert relit.status_code == 200, relit.text
     # search costs 4 credits and mask 3 (cents in the description); relight is a job.

@@ -35,15 +35,29 @@ def test_the_spec_grammar() -> None:
     assert parse_fault("latency=1.5") == Fault(latency=1.5)
     assert parse_fault("502+html+charged") == Fault(status=502, html=True, charged=True)
     assert parse_fault("ok") is None
-    for text in ("429+retry-after=2", "reset-after+latency=0.5", "truncate", "latency=3",
-                 "502+charged+html+path=/v1/"):
+    for text in (
+        "429+retry-after=2",
+        "reset-after+latency=0.5",
+        "truncate",
+        "latency=3",
+        "502+charged+html+path=/v1/",
+    ):
         fault = parse_fault(text)
         assert fault is not None and parse_fault(fault.describe()) == fault
 
 
-@pytest.mark.parametrize("spec", [
-    "999", "boom", "503:1.5", "503:0.6,500:0.6", "429+retry-after=soon", "503+loud", "seed=x",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "999",
+        "boom",
+        "503:1.5",
+        "503:0.6,500:0.6",
+        "429+retry-after=soon",
+        "503+loud",
+        "seed=x",
+    ],
+)
 def test_a_bad_spec_is_refused_with_a_reason(spec: str) -> None:
     with pytest.raises(FaultSpecError):
         parse_fault_spec(spec)
@@ -141,7 +155,7 @@ async def test_latency_uses_the_injected_sleep(
 
 @pytest.mark.anyio
 async def test_random_faults_are_reproducible_from_their_seed(
-    make_sandbox: Callable[..., Sandbox]
+    make_sandbox: Callable[..., Sandbox],
 ) -> None:
     async def statuses() -> list[int]:
         sandbox = make_sandbox(faults="503:0.3,429:0.2,seed=11", rate_limit=10_000)
@@ -166,9 +180,12 @@ async def test_faults_can_be_set_and_cleared(sandbox: Sandbox) -> None:
 @pytest.mark.slow
 def test_resets_cut_a_real_connection() -> None:
     sandbox = Sandbox()
-    with serve_in_thread(sandbox) as server, httpx.Client(
-        base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}, timeout=10
-    ) as client:
+    with (
+        serve_in_thread(sandbox) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}, timeout=10
+        ) as client,
+    ):
         sandbox.script([Fault(reset="before"), Fault(reset="after"), Fault(truncate=True)])
         for _ in range(3):
             with pytest.raises(httpx.TransportError):
@@ -177,18 +194,25 @@ def test_resets_cut_a_real_connection() -> None:
         response = client.post(CORE, **FORM)
         assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
     assert [e.outcome for e in sandbox.journal] == [
-        "reset-before", "reset-after", "truncated", "ok"
+        "reset-before",
+        "reset-after",
+        "truncated",
+        "ok",
     ]
 
 
 @pytest.mark.slow
 def test_faults_over_http_through_the_admin_route() -> None:
     sandbox = Sandbox()
-    with serve_in_thread(sandbox) as server, httpx.Client(
-        base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}, timeout=10
-    ) as client:
-        set_script = client.post("/_sandbox/faults",
-                                 json={"script": ["429+retry-after=1", None, "reset"]})
+    with (
+        serve_in_thread(sandbox) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}, timeout=10
+        ) as client,
+    ):
+        set_script = client.post(
+            "/_sandbox/faults", json={"script": ["429+retry-after=1", None, "reset"]}
+        )
         assert set_script.status_code == 200
         first = client.get("/v1/user/balance")
         second = client.get("/v1/user/balance")

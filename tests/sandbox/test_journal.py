@@ -27,8 +27,10 @@ async def test_each_request_is_journaled_without_the_key(sandbox: Sandbox) -> No
     async with sandbox.client(api_key=KEY, headers={"x-echo": f"token {KEY}"}) as client:
         await client.post(
             "/v2beta/stable-image/edit/erase?note=1",
-            files={"image": ("photo.png", image_bytes(320, 240), "image/png"),
-                   "mask": ("mask.png", image_bytes(320, 240), "image/png")},
+            files={
+                "image": ("photo.png", image_bytes(320, 240), "image/png"),
+                "mask": ("mask.png", image_bytes(320, 240), "image/png"),
+            },
             data={"seed": "4", "output_format": "jpeg", "comment": KEY},
             headers={"accept": "application/json", "stability-client-id": "tests"},
         )
@@ -62,8 +64,11 @@ async def test_errors_are_journaled_with_their_name(sandbox: Sandbox) -> None:
 @pytest.mark.anyio
 async def test_jobs_are_journaled_with_their_id(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        start = await client.post("/v2beta/audio/stable-audio/text-to-audio",
-                                  files={"none": ""}, data={"prompt": "birdsong"})
+        start = await client.post(
+            "/v2beta/audio/stable-audio/text-to-audio",
+            files={"none": ""},
+            data={"prompt": "birdsong"},
+        )
         await client.get(f"/v2beta/audio/results/{start.json()['id']}")
     created, polled = sandbox.journal
     assert created.job_id == polled.job_id == start.json()["id"]
@@ -73,8 +78,9 @@ async def test_jobs_are_journaled_with_their_id(sandbox: Sandbox) -> None:
 @pytest.mark.anyio
 async def test_reset_starts_over(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        await client.post("/v2beta/stable-image/generate/core", files={"none": ""},
-                          data={"prompt": "x"})
+        await client.post(
+            "/v2beta/stable-image/generate/core", files={"none": ""}, data={"prompt": "x"}
+        )
         sandbox.script([Fault(status=500)])
         sandbox.reset()
         assert (await client.get("/v1/user/balance")).json() == {"credits": 1000.0}
@@ -84,9 +90,12 @@ async def test_reset_starts_over(sandbox: Sandbox) -> None:
 def test_the_key_stays_out_of_server_logs(caplog: pytest.LogCaptureFixture) -> None:
     sandbox = Sandbox()
     caplog.set_level(logging.DEBUG)
-    with serve_in_thread(sandbox, log_level="debug") as server, httpx.Client(
-        base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}
-    ) as client:
+    with (
+        serve_in_thread(sandbox, log_level="debug") as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"authorization": f"Bearer {KEY}"}
+        ) as client,
+    ):
         client.post("/v2beta/stable-image/generate/core", data={"prompt": "x"})
         client.get("/v2beta/results/" + "0" * 64)
     assert KEY not in caplog.text
@@ -97,8 +106,12 @@ def test_another_process_reads_the_journal_over_http() -> None:
     sandbox = Sandbox()
     with serve_in_thread(sandbox) as server, httpx.Client(base_url=server.base_url) as client:
         for key in ("sk-runner-a", "sk-runner-b"):
-            client.post("/v2beta/stable-image/generate/core", files={"none": ""},
-                        data={"prompt": "a mill"}, headers={"authorization": f"Bearer {key}"})
+            client.post(
+                "/v2beta/stable-image/generate/core",
+                files={"none": ""},
+                data={"prompt": "a mill"},
+                headers={"authorization": f"Bearer {key}"},
+            )
         journal = client.get("/_sandbox/journal").json()
         later = client.get("/_sandbox/journal", params={"since": journal["next"]}).json()
         state = client.get("/_sandbox/state").json()
@@ -107,8 +120,10 @@ def test_another_process_reads_the_journal_over_http() -> None:
         after = client.get("/_sandbox/journal").json()
         unknown = client.get("/_sandbox/nothing")
     entries = journal["entries"]
-    assert [e["key_fingerprint"] for e in entries] == [fingerprint("sk-runner-a"),
-                                                       fingerprint("sk-runner-b")]
+    assert [e["key_fingerprint"] for e in entries] == [
+        fingerprint("sk-runner-a"),
+        fingerprint("sk-runner-b"),
+    ]
     assert all(e["status"] == 200 for e in entries) and journal["next"] == 2
     assert later == {"entries": [], "next": 2}
     assert {a["credits"] for a in state["accounts"]} == {997.0}
@@ -122,8 +137,21 @@ def test_another_process_reads_the_journal_over_http() -> None:
 def test_command_line_arguments() -> None:
     parser = argparse.ArgumentParser()
     add_sandbox_arguments(parser)
-    args = parser.parse_args(["--port", "0", "--latency", "0.5", "--faults", "503:0.1,seed=3",
-                              "--keys", "sk-a, sk-b", "--credits", "50", "--retry-after"])
+    args = parser.parse_args(
+        [
+            "--port",
+            "0",
+            "--latency",
+            "0.5",
+            "--faults",
+            "503:0.1,seed=3",
+            "--keys",
+            "sk-a, sk-b",
+            "--credits",
+            "50",
+            "--retry-after",
+        ]
+    )
     config = config_from_arguments(args)
     assert (args.host, config.latency, config.credits) == ("127.0.0.1", 0.5, 50.0)
     assert config.keys == ["sk-a", "sk-b"] and config.faults == "503:0.1,seed=3"
@@ -147,8 +175,9 @@ def test_a_bad_fault_spec_or_public_host_is_refused(capsys: pytest.CaptureFixtur
 def test_serve_in_thread_on_a_free_port(make_sandbox: Callable[..., Sandbox]) -> None:
     with serve_in_thread(Sandbox()) as server:
         assert server.base_url.startswith("http://127.0.0.1:")
-        response = httpx.get(f"{server.base_url}/v1/engines/list",
-                             headers={"authorization": "Bearer sk-x"})
+        response = httpx.get(
+            f"{server.base_url}/v1/engines/list", headers={"authorization": "Bearer sk-x"}
+        )
         assert response.status_code == 200
     assert not server.thread.is_alive()
 

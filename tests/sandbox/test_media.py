@@ -18,8 +18,14 @@ from stability_connector.sandbox import Sandbox
 from stability_connector.sandbox.media import render_audio, render_glb
 
 ULTRA_SIZES = {
-    "1:1": (1024, 1024), "16:9": (1344, 768), "21:9": (1536, 640), "3:2": (1216, 832),
-    "5:4": (1152, 896), "9:16": (768, 1344), "9:21": (640, 1536), "2:3": (832, 1216),
+    "1:1": (1024, 1024),
+    "16:9": (1344, 768),
+    "21:9": (1536, 640),
+    "3:2": (1216, 832),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "9:21": (640, 1536),
+    "2:3": (832, 1216),
     "4:5": (896, 1152),
 }
 
@@ -29,10 +35,16 @@ def size_of(content: bytes) -> tuple[int, int]:
     return image.size
 
 
-async def post(client: httpx.AsyncClient, path: str, data: dict[str, str],
-               files: dict[str, Any] | None = None, accept: str = "image/*") -> httpx.Response:
-    response = await client.post(path, data=data, files=files or {"none": ""},
-                                 headers={"accept": accept})
+async def post(
+    client: httpx.AsyncClient,
+    path: str,
+    data: dict[str, str],
+    files: dict[str, Any] | None = None,
+    accept: str = "image/*",
+) -> httpx.Response:
+    response = await client.post(
+        path, data=data, files=files or {"none": ""}, headers={"accept": accept}
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -54,8 +66,11 @@ async def test_one_megapixel_sizes(sandbox: Sandbox, path: str, aspect_ratio: st
 async def test_core_is_about_one_and_a_half_megapixels(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
         for ratio in ULTRA_SIZES:
-            response = await post(client, "/v2beta/stable-image/generate/core",
-                                  {"prompt": "a fox", "aspect_ratio": ratio})
+            response = await post(
+                client,
+                "/v2beta/stable-image/generate/core",
+                {"prompt": "a fox", "aspect_ratio": ratio},
+            )
             width, height = size_of(response.content)
             assert width % 64 == 0 and height % 64 == 0
             assert 1.35 <= width * height / 2**20 <= 1.65
@@ -64,21 +79,31 @@ async def test_core_is_about_one_and_a_half_megapixels(sandbox: Sandbox) -> None
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("path", "data", "input_size", "expected"), [
-    ("edit/erase", {}, (640, 480), (640, 480)),
-    ("edit/inpaint", {"prompt": "a hat"}, (640, 480), (640, 480)),
-    ("edit/search-and-recolor", {"prompt": "red", "select_prompt": "car"}, (300, 200),
-     (300, 200)),
-    ("control/sketch", {"prompt": "a castle"}, (512, 384), (512, 384)),
-    ("edit/outpaint", {"left": "100", "down": "36"}, (512, 512), (612, 548)),
-    ("upscale/fast", {}, (300, 200), (1200, 800)),
-    ("upscale/conservative", {"prompt": "a photo"}, (512, 512), (2048, 2048)),
-    ("control/style-transfer", {}, (400, 200), (1448, 724)),
-    ("generate/ultra", {"prompt": "a fox", "strength": "0.5"}, (900, 500), (1344, 768)),
-])
+@pytest.mark.parametrize(
+    ("path", "data", "input_size", "expected"),
+    [
+        ("edit/erase", {}, (640, 480), (640, 480)),
+        ("edit/inpaint", {"prompt": "a hat"}, (640, 480), (640, 480)),
+        (
+            "edit/search-and-recolor",
+            {"prompt": "red", "select_prompt": "car"},
+            (300, 200),
+            (300, 200),
+        ),
+        ("control/sketch", {"prompt": "a castle"}, (512, 384), (512, 384)),
+        ("edit/outpaint", {"left": "100", "down": "36"}, (512, 512), (612, 548)),
+        ("upscale/fast", {}, (300, 200), (1200, 800)),
+        ("upscale/conservative", {"prompt": "a photo"}, (512, 512), (2048, 2048)),
+        ("control/style-transfer", {}, (400, 200), (1448, 724)),
+        ("generate/ultra", {"prompt": "a fox", "strength": "0.5"}, (900, 500), (1344, 768)),
+    ],
+)
 async def test_sizes_that_follow_the_input(
-    sandbox: Sandbox, path: str, data: dict[str, str], input_size: tuple[int, int],
-    expected: tuple[int, int]
+    sandbox: Sandbox,
+    path: str,
+    data: dict[str, str],
+    input_size: tuple[int, int],
+    expected: tuple[int, int],
 ) -> None:
     field = "init_image" if path.endswith("style-transfer") else "image"
     files = {field: ("in.png", image_bytes(*input_size), "image/png")}
@@ -90,15 +115,21 @@ async def test_sizes_that_follow_the_input(
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("fmt", "magic", "pil"), [
-    ("png", b"\x89PNG", "PNG"), ("jpeg", b"\xff\xd8", "JPEG"), ("webp", b"RIFF", "WEBP"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "magic", "pil"),
+    [
+        ("png", b"\x89PNG", "PNG"),
+        ("jpeg", b"\xff\xd8", "JPEG"),
+        ("webp", b"RIFF", "WEBP"),
+    ],
+)
 async def test_the_requested_output_format_is_really_encoded(
     sandbox: Sandbox, fmt: str, magic: bytes, pil: str
 ) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await post(client, "/v2beta/stable-image/generate/core",
-                              {"prompt": "a fox", "output_format": fmt})
+        response = await post(
+            client, "/v2beta/stable-image/generate/core", {"prompt": "a fox", "output_format": fmt}
+        )
     assert response.headers["content-type"] == f"image/{fmt}"
     assert response.content.startswith(magic)
     assert Image.open(io.BytesIO(response.content)).format == pil
@@ -107,8 +138,12 @@ async def test_the_requested_output_format_is_really_encoded(
 @pytest.mark.anyio
 async def test_remove_background_is_transparent(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await post(client, "/v2beta/stable-image/edit/remove-background", {},
-                              {"image": ("in.jpg", image_bytes(320, 240, "JPEG"), "image/jpeg")})
+        response = await post(
+            client,
+            "/v2beta/stable-image/edit/remove-background",
+            {},
+            {"image": ("in.jpg", image_bytes(320, 240, "JPEG"), "image/jpeg")},
+        )
     image = Image.open(io.BytesIO(response.content))
     assert image.mode == "RGBA" and image.getpixel((0, 0))[3] == 0  # type: ignore[index]
 
@@ -119,15 +154,21 @@ async def test_same_request_same_bytes_and_seed_zero_is_random(sandbox: Sandbox)
     async with sandbox.client(api_key=KEY) as client:
         first = await post(client, "/v2beta/stable-image/generate/core", data)
         again = await post(client, "/v2beta/stable-image/generate/core", data)
-        other_seed = await post(client, "/v2beta/stable-image/generate/core",
-                                {**data, "seed": "1235"})
-        other_prompt = await post(client, "/v2beta/stable-image/generate/core",
-                                  {**data, "prompt": "a fox in rain"})
-        random_a = await post(client, "/v2beta/stable-image/generate/core",
-                              {"prompt": "a fox", "seed": "0"})
+        other_seed = await post(
+            client, "/v2beta/stable-image/generate/core", {**data, "seed": "1235"}
+        )
+        other_prompt = await post(
+            client, "/v2beta/stable-image/generate/core", {**data, "prompt": "a fox in rain"}
+        )
+        random_a = await post(
+            client, "/v2beta/stable-image/generate/core", {"prompt": "a fox", "seed": "0"}
+        )
         random_b = await post(client, "/v2beta/stable-image/generate/core", {"prompt": "a fox"})
-        replay = await post(client, "/v2beta/stable-image/generate/core",
-                            {"prompt": "a fox", "seed": random_a.headers["seed"]})
+        replay = await post(
+            client,
+            "/v2beta/stable-image/generate/core",
+            {"prompt": "a fox", "seed": random_a.headers["seed"]},
+        )
     assert first.content == again.content and first.headers["seed"] == "1234"
     assert other_seed.content != first.content
     assert other_prompt.content != first.content
@@ -149,9 +190,17 @@ async def test_determinism_holds_across_sandboxes() -> None:
 @pytest.mark.parametrize("fmt", ["mp3", "wav"])
 async def test_audio_has_the_requested_duration(sandbox: Sandbox, fmt: str) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await post(client, "/v2beta/audio/stable-audio-2/text-to-audio",
-                              {"prompt": "soft rain", "duration": "12.5", "output_format": fmt,
-                               "model": "stable-audio-2.5"}, accept="audio/*")
+        response = await post(
+            client,
+            "/v2beta/audio/stable-audio-2/text-to-audio",
+            {
+                "prompt": "soft rain",
+                "duration": "12.5",
+                "output_format": fmt,
+                "model": "stable-audio-2.5",
+            },
+            accept="audio/*",
+        )
     assert response.headers["content-type"] == {"mp3": "audio/mpeg", "wav": "audio/wav"}[fmt]
     with av.open(io.BytesIO(response.content)) as container:
         samples = sum(frame.samples for frame in container.decode(audio=0))
@@ -165,10 +214,13 @@ def test_the_default_audio_length_is_cheap_to_make() -> None:
 @pytest.mark.anyio
 async def test_audio_to_audio_takes_an_upload(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await post(client, "/v2beta/audio/stable-audio-2/audio-to-audio",
-                              {"prompt": "jazz", "duration": "8"},
-                              {"audio": ("in.wav", wav_bytes(7), "audio/wav")},
-                              accept="application/json")
+        response = await post(
+            client,
+            "/v2beta/audio/stable-audio-2/audio-to-audio",
+            {"prompt": "jazz", "duration": "8"},
+            {"audio": ("in.wav", wav_bytes(7), "audio/wav")},
+            accept="application/json",
+        )
     body = response.json()
     assert response.headers["content-type"] == "application/json; type=audio/mpeg"
     assert base64.b64decode(body["audio"])[:2] == b"\xff\xfb"  # an MPEG-1 Layer III frame
@@ -191,9 +243,9 @@ def _read_glb(data: bytes) -> dict[str, Any]:
 @pytest.mark.parametrize("path", ["stable-fast-3d", "stable-point-aware-3d"])
 async def test_3d_is_a_valid_glb(sandbox: Sandbox, path: str) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        response = await client.post(f"/v2beta/3d/{path}",
-                                     files={"image": ("in.png", image_bytes(512, 512),
-                                                      "image/png")})
+        response = await client.post(
+            f"/v2beta/3d/{path}", files={"image": ("in.png", image_bytes(512, 512), "image/png")}
+        )
     assert response.status_code == 200
     assert response.headers["content-type"] == "model/gltf-binary"
     document = _read_glb(response.content)
@@ -209,16 +261,20 @@ def test_glb_is_deterministic() -> None:
 @pytest.mark.anyio
 async def test_image_to_video_is_a_playable_mp4(sandbox: Sandbox, clock: FakeClock) -> None:
     async with sandbox.client(api_key=KEY) as client:
-        start = await client.post("/v2beta/image-to-video", data={"seed": "3"},
-                                  files={"image": ("in.png", image_bytes(1024, 576),
-                                                   "image/png")})
+        start = await client.post(
+            "/v2beta/image-to-video",
+            data={"seed": "3"},
+            files={"image": ("in.png", image_bytes(1024, 576), "image/png")},
+        )
         assert start.status_code == 200
         job_id = start.json()["id"]
         clock.advance(20)
-        video = await client.get(f"/v2beta/image-to-video/result/{job_id}",
-                                 headers={"accept": "video/*"})
-        as_json = await client.get(f"/v2beta/image-to-video/result/{job_id}",
-                                   headers={"accept": "application/json"})
+        video = await client.get(
+            f"/v2beta/image-to-video/result/{job_id}", headers={"accept": "video/*"}
+        )
+        as_json = await client.get(
+            f"/v2beta/image-to-video/result/{job_id}", headers={"accept": "application/json"}
+        )
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     assert video.headers["seed"] == "3"
     with av.open(io.BytesIO(video.content)) as container:
@@ -236,12 +292,18 @@ async def test_v1_text_to_image(sandbox: Sandbox) -> None:
     async with sandbox.client(api_key=KEY) as client:
         as_json = await client.post(
             "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image",
-            json={"text_prompts": [{"text": "a fox"}], "width": 1152, "height": 896,
-                  "samples": 3, "seed": 10},
+            json={
+                "text_prompts": [{"text": "a fox"}],
+                "width": 1152,
+                "height": 896,
+                "samples": 3,
+                "seed": 10,
+            },
         )
         raw = await client.post(
             "/v1/generation/stable-diffusion-v1-6/text-to-image",
-            headers={"accept": "image/png"}, json={"text_prompts": [{"text": "a fox"}]},
+            headers={"accept": "image/png"},
+            json={"text_prompts": [{"text": "a fox"}]},
         )
         sdxl_default = await client.post(
             "/v1/generation/stable-diffusion-xl-1024-v1-0/text-to-image",
@@ -275,10 +337,14 @@ async def test_v1_masking_needs_a_mask_unless_alpha(sandbox: Sandbox) -> None:
     path = "/v1/generation/stable-inpainting-512-v2-0/image-to-image/masking"
     async with sandbox.client(api_key=KEY) as client:
         no_mask = await client.post(path, data=form, files={"init_image": init})
-        alpha = await client.post(path, data={**form, "mask_source": "INIT_IMAGE_ALPHA"},
-                                  files={"init_image": init})
-        mismatch = await client.post(path, data=form, files={
-            "init_image": init, "mask_image": ("m.png", image_bytes(256, 256), "image/png")})
+        alpha = await client.post(
+            path, data={**form, "mask_source": "INIT_IMAGE_ALPHA"}, files={"init_image": init}
+        )
+        mismatch = await client.post(
+            path,
+            data=form,
+            files={"init_image": init, "mask_image": ("m.png", image_bytes(256, 256), "image/png")},
+        )
     assert no_mask.status_code == 400 and no_mask.json()["name"] == "invalid_mask_image"
     assert alpha.status_code == 200
     assert mismatch.json()["name"] == "invalid_image_dimensions"
@@ -290,10 +356,12 @@ async def test_v1_upscale_keeps_the_ratio(sandbox: Sandbox) -> None:
     image = ("in.png", image_bytes(512, 384), "image/png")
     async with sandbox.client(api_key=KEY) as client:
         doubled = await client.post(path, files={"image": image}, headers={"accept": "image/png"})
-        wide = await client.post(path, files={"image": image}, data={"width": "2048"},
-                                 headers={"accept": "image/png"})
-        both = await client.post(path, files={"image": image},
-                                 data={"width": "2048", "height": "1536"})
+        wide = await client.post(
+            path, files={"image": image}, data={"width": "2048"}, headers={"accept": "image/png"}
+        )
+        both = await client.post(
+            path, files={"image": image}, data={"width": "2048", "height": "1536"}
+        )
     assert size_of(doubled.content) == (1024, 768)
     assert size_of(wide.content) == (2048, 1536)
     assert both.status_code == 400

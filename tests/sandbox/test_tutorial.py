@@ -12,7 +12,7 @@ from PIL import Image
 
 from stability_connector.sandbox import Sandbox, serve_in_thread
 
-QUICK_START = '''
+QUICK_START = """
 import os
 import requests
 
@@ -37,9 +37,9 @@ if response.status_code == 200:
     print("Image saved to output.png")
 else:
     raise Exception(f"Error {response.status_code}: {response.json()}")
-'''
+"""
 
-SD3_TEXT_TO_IMAGE = '''
+SD3_TEXT_TO_IMAGE = """
 import os
 import requests
 
@@ -67,9 +67,9 @@ if response.status_code == 200:
     print(f"Saved. Seed: {response.headers.get('seed', 'unknown')}")
 else:
     print(f"Error {response.status_code}: {response.json()}")
-'''  # noqa: E501
+"""  # noqa: E501
 
-SD3_IMAGE_TO_IMAGE = '''
+SD3_IMAGE_TO_IMAGE = """
 import os
 import requests
 
@@ -99,9 +99,9 @@ if response.status_code == 200:
     print("Style transfer complete.")
 else:
     print(f"Error {response.status_code}: {response.json()}")
-'''
+"""
 
-CONSERVATIVE_UPSCALE = '''
+CONSERVATIVE_UPSCALE = """
 import os
 import requests
 
@@ -130,9 +130,9 @@ if response.status_code == 200:
     print("Upscaled image saved.")
 else:
     print(f"Error {response.status_code}: {response.json()}")
-'''
+"""
 
-BASE64_JSON = '''
+BASE64_JSON = """
 import base64
 
 response = requests.post(
@@ -157,7 +157,7 @@ if response.status_code == 200:
     print(f"Seed: {data.get('seed')}")
 else:
     print(f"Error: {response.json()}")
-'''
+"""
 
 # The base64 snippet continues the tutorial's script, so it runs after an import block.
 SNIPPETS = {

@@ -67,16 +67,24 @@ class AdminRoutes:
 
     def _state(self, payload: dict[str, Any], params: dict[str, str]) -> Reply:
         c = self.config
-        return json_reply(200, {
-            "settings": {
-                "credits": c.credits, "rate_limit": c.rate_limit, "rate_window": c.rate_window,
-                "timeout_seconds": c.timeout_seconds, "retry_after": c.retry_after,
-                "job_seconds": c.job_seconds, "job_ttl": c.job_ttl, "latency": c.latency,
-                "keys": "any" if c.keys is None else len(c.keys),
+        return json_reply(
+            200,
+            {
+                "settings": {
+                    "credits": c.credits,
+                    "rate_limit": c.rate_limit,
+                    "rate_window": c.rate_window,
+                    "timeout_seconds": c.timeout_seconds,
+                    "retry_after": c.retry_after,
+                    "job_seconds": c.job_seconds,
+                    "job_ttl": c.job_ttl,
+                    "latency": c.latency,
+                    "keys": "any" if c.keys is None else len(c.keys),
+                },
+                **self.state.snapshot(),
+                "faults": self.faults.describe(),
             },
-            **self.state.snapshot(),
-            "faults": self.faults.describe(),
-        })
+        )
 
     def _reset(self, payload: dict[str, Any], params: dict[str, str]) -> Reply:
         self.state.reset()

@@ -157,8 +157,12 @@ class SandboxApp:
             return
         if scope["path"].startswith("/_sandbox/") or scope["path"] == "/_sandbox":
             body, _ = await _read_body(receive, 1024 * 1024)
-            reply = self.admin.handle(scope["method"], scope["path"],
-                                      scope.get("query_string", b"").decode("latin-1"), body)
+            reply = self.admin.handle(
+                scope["method"],
+                scope["path"],
+                scope.get("query_string", b"").decode("latin-1"),
+                body,
+            )
             await _send_reply(send, reply)
             return
         await self._exchange(scope, receive, send)
@@ -183,9 +187,13 @@ class SandboxApp:
             key, text = name.decode("latin-1").lower(), value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
         ex = Exchange(
-            method=scope["method"], path=scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"), headers=headers,
-            request_id=self._hex(32), at=self.config.now(), wall_time=time.time(),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            request_id=self._hex(32),
+            at=self.config.now(),
+            wall_time=time.time(),
         )
         ex.operation, ex.path_params, path_exists = match_operation(ex.method, ex.path)
         limit = self.config.max_body_bytes
@@ -234,19 +242,39 @@ class SandboxApp:
         messages = None
         if fault.status == 429:
             messages = [self._rate_limit_message()]
-        return error_reply(fault.status, messages, error_id=self._hex(32), v1=ex.v1,
-                           html=fault.html, headers=headers)
+        return error_reply(
+            fault.status,
+            messages,
+            error_id=self._hex(32),
+            v1=ex.v1,
+            html=fault.html,
+            headers=headers,
+        )
 
-    def _error(self, ex: Exchange, status: int, messages: list[str] | None = None,
-               name: str | None = None, headers: dict[str, str] | None = None) -> Reply:
-        return error_reply(status, messages, error_id=self._hex(32), name=name, v1=ex.v1,
-                           headers={"x-request-id": ex.request_id, **(headers or {})})
+    def _error(
+        self,
+        ex: Exchange,
+        status: int,
+        messages: list[str] | None = None,
+        name: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        return error_reply(
+            status,
+            messages,
+            error_id=self._hex(32),
+            name=name,
+            v1=ex.v1,
+            headers={"x-request-id": ex.request_id, **(headers or {})},
+        )
 
     def _rate_limit_message(self) -> str:
         c = self.config
-        return (f"You have exceeded the rate limit of {c.rate_limit} requests within a "
-                f"{_seconds_text(c.rate_window)} second period, and have been timed out "
-                f"for {_seconds_text(c.timeout_seconds)} seconds.")
+        return (
+            f"You have exceeded the rate limit of {c.rate_limit} requests within a "
+            f"{_seconds_text(c.rate_window)} second period, and have been timed out "
+            f"for {_seconds_text(c.timeout_seconds)} seconds."
+        )
 
     async def _safe_answer(self, ex: Exchange, limit: int, path_exists: bool) -> Reply:
         """The answer, or the API's 500 if the sandbox itself fails (logged)."""
@@ -264,9 +292,11 @@ class SandboxApp:
             return self._error(ex, 404, [f"{ex.path}: no such endpoint"], name="not_found")
 
         if not ex.key:
-            problem = ("authorization: must be 'Bearer <your API key>'"
-                       if ex.headers.get("authorization") else
-                       "authorization: missing authorization header")
+            problem = (
+                "authorization: must be 'Bearer <your API key>'"
+                if ex.headers.get("authorization")
+                else "authorization: missing authorization header"
+            )
             return self._error(ex, 401, [problem])
         ex.account = self.state.account(ex.key)
         if ex.account is None:
@@ -290,9 +320,12 @@ class SandboxApp:
         if behaviour.kind == "result":
             return await self._result_reply(ex, now)
         if ex.v1 and ex.path_params.get("engine_id") not in {e["id"] for e in V1_ENGINES}:
-            return self._error(ex, 404, [
-                f"The specified engine (ID {ex.path_params.get('engine_id')}) was not found."
-            ], name="not_found")
+            return self._error(
+                ex,
+                404,
+                [f"The specified engine (ID {ex.path_params.get('engine_id')}) was not found."],
+                name="not_found",
+            )
 
         expected = {"multipart": "multipart/form-data", "json": "application/json"}
         if operation.encoding in expected and ex.body_kind != operation.encoding:
@@ -300,34 +333,44 @@ class SandboxApp:
             if ex.body_kind == "invalid":
                 problem = f"body: could not be parsed as {expected[operation.encoding]}"
             else:
-                problem = (f"content-type: the body must be {expected[operation.encoding]} "
-                           f"(got {got})")
+                problem = (
+                    f"content-type: the body must be {expected[operation.encoding]} (got {got})"
+                )
             return self._error(ex, 400, [problem])
 
         family = {"image": "image", "audio": "audio", "model": "model", "video": "video"}
-        as_json = negotiate(ex.headers.get("accept"), operation.facts.get("accept_default")
-                            or ("application/json" if ex.v1 else "*/*"),
-                            family[behaviour.kind], v1=ex.v1)
+        as_json = negotiate(
+            ex.headers.get("accept"),
+            operation.facts.get("accept_default") or ("application/json" if ex.v1 else "*/*"),
+            family[behaviour.kind],
+            v1=ex.v1,
+        )
         if as_json is None and behaviour.kind in ("image", "audio") and not operation.is_async:
             accepted = ", ".join(operation.facts.get("accept", [])) or "*/*"
             return self._error(ex, 400, [f"accept: must be one of {accepted}"])
 
-        checked = check_fields(operation, ex.raw, path_params=ex.path_params,
-                               wants_json=bool(as_json))
+        checked = check_fields(
+            operation, ex.raw, path_params=ex.path_params, wants_json=bool(as_json)
+        )
         for header in CLIENT_HEADERS if not ex.v1 else ():
             if len(ex.headers.get(header, "")) > CLIENT_HEADER_MAX:
                 checked.add(f"{header}: must be at most {CLIENT_HEADER_MAX} characters long")
         if checked.problems:
             if ex.v1:
-                return self._error(ex, 400, [p.message for p in checked.problems],
-                                   name=checked.problems[0].name)
+                return self._error(
+                    ex, 400, [p.message for p in checked.problems], name=checked.problems[0].name
+                )
             return self._error(ex, 400, [p.message for p in checked.problems])
 
         blocked, filtered = self._moderate(checked)
         if blocked:
             if ex.v1:
-                return self._error(ex, 400, ["One or more of the prompts contains filtered words"],
-                                   name="invalid_prompts")
+                return self._error(
+                    ex,
+                    400,
+                    ["One or more of the prompts contains filtered words"],
+                    name="invalid_prompts",
+                )
             return self._error(ex, 403, [ERROR_MESSAGES[403]], name="content_moderation")
 
         price = operation.price(checked.values)
@@ -346,8 +389,9 @@ class SandboxApp:
             self.state.refund(ex.account, price)
             return self._error(ex, 500)
         if ex.v1:
-            reply = media_list_reply(items, as_json=bool(as_json), request_id=ex.request_id,
-                                     v1=True)
+            reply = media_list_reply(
+                items, as_json=bool(as_json), request_id=ex.request_id, v1=True
+            )
         elif behaviour.kind == "model":
             reply = Reply(200, items[0].body, GLB_CONTENT_TYPE, {"x-request-id": ex.request_id})
         else:
@@ -406,8 +450,10 @@ class SandboxApp:
         if rule == "scale" and source is not None:
             return source.width * int(argument), source.height * int(argument)
         if rule == "outpaint" and source is not None:
-            return (source.width + int(values.get("left", 0)) + int(values.get("right", 0)),
-                    source.height + int(values.get("up", 0)) + int(values.get("down", 0)))
+            return (
+                source.width + int(values.get("left", 0)) + int(values.get("right", 0)),
+                source.height + int(values.get("up", 0)) + int(values.get("down", 0)),
+            )
         if rule == "v1":
             if "init_image" in images:
                 return images["init_image"].width, images["init_image"].height
@@ -421,8 +467,9 @@ class SandboxApp:
             return int(values.get("width", 512)), int(values.get("height", 512))
         return 1024, 1024
 
-    def _renderer(self, ex: Exchange, checked: Checked, seed: int,
-                  filtered: bool) -> Callable[[], list[Media]]:
+    def _renderer(
+        self, ex: Exchange, checked: Checked, seed: int, filtered: bool
+    ) -> Callable[[], list[Media]]:
         operation = ex.operation
         assert operation is not None
         behaviour = operation.behaviour
@@ -432,8 +479,9 @@ class SandboxApp:
         cache = self.cache
 
         def digest(sample_seed: int) -> bytes:
-            return fingerprint_of(operation.key, ex.path_params, values | {"seed": sample_seed},
-                                  files)
+            return fingerprint_of(
+                operation.key, ex.path_params, values | {"seed": sample_seed}, files
+            )
 
         if behaviour.kind == "image":
             width, height = self._output_size(ex, checked)
@@ -441,8 +489,9 @@ class SandboxApp:
             samples = int(values.get("samples", 1)) if ex.v1 else 1
 
             def render_one(fp: bytes) -> bytes:
-                return render_image(width, height, fp, fmt, blurred=filtered,
-                                    transparent=behaviour.transparent)
+                return render_image(
+                    width, height, fp, fmt, blurred=filtered, transparent=behaviour.transparent
+                )
 
             def render_images() -> list[Media]:
                 items = []
@@ -458,28 +507,47 @@ class SandboxApp:
         if behaviour.kind == "audio":
             seconds = float(values.get("duration", 190))
             fmt = str(values.get("output_format", "mp3"))
-            return lambda: [Media(render_audio(seconds, digest(seed), fmt),
-                                  AUDIO_CONTENT_TYPES[fmt], seed, "SUCCESS")]
+            return lambda: [
+                Media(
+                    render_audio(seconds, digest(seed), fmt),
+                    AUDIO_CONTENT_TYPES[fmt],
+                    seed,
+                    "SUCCESS",
+                )
+            ]
         if behaviour.kind == "model":
             return lambda: [Media(render_glb(digest(seed)), GLB_CONTENT_TYPE, seed, "SUCCESS")]
         if behaviour.kind == "video":
             width, height = self._output_size(ex, checked)
-            return lambda: [Media(render_video(width, height, digest(seed)), MP4_CONTENT_TYPE,
-                                  seed, finish)]
+            return lambda: [
+                Media(render_video(width, height, digest(seed)), MP4_CONTENT_TYPE, seed, finish)
+            ]
         raise AssertionError(f"no renderer for {behaviour.kind}")
 
-    def _start_job(self, ex: Exchange, operation: Operation, price: float,
-                   render: Callable[[], list[Media]], now: float) -> Reply:
+    def _start_job(
+        self,
+        ex: Exchange,
+        operation: Operation,
+        price: float,
+        render: Callable[[], list[Media]],
+        now: float,
+    ) -> Reply:
         assert ex.account is not None
         job = Job(
-            id=self._hex(64), owner=ex.account.digest, operation=operation.key,
-            family=operation.behaviour.family, created=now,
-            ready_at=now + self.config.job_seconds, expires_at=now + self.config.job_ttl,
-            price=price, render=lambda: render()[0],
+            id=self._hex(64),
+            owner=ex.account.digest,
+            operation=operation.key,
+            family=operation.behaviour.family,
+            created=now,
+            ready_at=now + self.config.job_seconds,
+            expires_at=now + self.config.job_ttl,
+            price=price,
+            render=lambda: render()[0],
         )
         self.state.add_job(job)
-        reply = json_reply(operation.start_status, {"id": job.id},
-                           **{"x-request-id": ex.request_id})
+        reply = json_reply(
+            operation.start_status, {"id": job.id}, **{"x-request-id": ex.request_id}
+        )
         reply.job_id = job.id
         return reply
 
@@ -492,8 +560,9 @@ class SandboxApp:
         if job is None:
             return self._error(ex, 404, name="generation_not_found")
         if now < job.ready_at:
-            reply = json_reply(202, {"id": job.id, "status": "in-progress"},
-                               **{"x-request-id": ex.request_id})
+            reply = json_reply(
+                202, {"id": job.id, "status": "in-progress"}, **{"x-request-id": ex.request_id}
+            )
             reply.job_id = job.id
             return reply
         if job.result is None:
@@ -505,8 +574,9 @@ class SandboxApp:
         if as_json is None:
             accepted = ", ".join(ex.operation.facts.get("accept", [])) or "*/*"
             return self._error(ex, 400, [f"accept: must be one of {accepted}"])
-        reply = media_reply(media, as_json=as_json, request_id=ex.request_id,
-                            typed_json=family != "video")
+        reply = media_reply(
+            media, as_json=as_json, request_id=ex.request_id, typed_json=family != "video"
+        )
         reply.job_id = job.id
         return reply
 
@@ -520,20 +590,29 @@ class SandboxApp:
         if path == "/v1/engines/list":
             return json_reply(200, list(V1_ENGINES), **headers)
         fp = ex.account.fingerprint
-        return json_reply(200, {
-            "id": f"user-{fp}",
-            "email": f"sandbox-{fp}@example.invalid",
-            "profile_picture": "https://api.stability.ai/example.png",
-            "organizations": [
-                {"id": f"org-{fp}", "name": "Sandbox Organization", "role": "MEMBER",
-                 "is_default": True},
-            ],
-        }, **headers)
+        return json_reply(
+            200,
+            {
+                "id": f"user-{fp}",
+                "email": f"sandbox-{fp}@example.invalid",
+                "profile_picture": "https://api.stability.ai/example.png",
+                "organizations": [
+                    {
+                        "id": f"org-{fp}",
+                        "name": "Sandbox Organization",
+                        "role": "MEMBER",
+                        "is_default": True,
+                    },
+                ],
+            },
+            **headers,
+        )
 
     # --- journal -------------------------------------------------------------------
 
-    def _journal(self, ex: Exchange, reply: Reply | None, outcome: str,
-                 fault: Fault | None) -> None:
+    def _journal(
+        self, ex: Exchange, reply: Reply | None, outcome: str, fault: Fault | None
+    ) -> None:
         secret = ex.key
 
         def redact(text: str) -> str:
@@ -552,27 +631,32 @@ class SandboxApp:
                 fields[name] = redact(value)
             else:
                 fields[name] = redact(json.dumps(value))
-        self.state.record({
-            "at": ex.at,
-            "wall_time": ex.wall_time,
-            "method": ex.method,
-            "path": ex.path,
-            "query": redact(ex.query),
-            "operation": ex.operation.key if ex.operation else None,
-            "headers": headers,
-            "fields": fields,
-            "files": files,
-            "body_size": ex.body_size,
-            "status": (reply.status if reply is not None
-                       and outcome not in ("reset-before", "reset-after") else None),
-            "outcome": outcome,
-            "key_fingerprint": key_digest(secret)[:8] if secret else None,
-            "request_id": ex.request_id,
-            "error_name": reply.error_name if reply is not None else None,
-            "fault": fault.describe() if fault is not None else None,
-            "credits_charged": reply.credits if reply is not None else 0.0,
-            "job_id": reply.job_id if reply is not None else None,
-        })
+        self.state.record(
+            {
+                "at": ex.at,
+                "wall_time": ex.wall_time,
+                "method": ex.method,
+                "path": ex.path,
+                "query": redact(ex.query),
+                "operation": ex.operation.key if ex.operation else None,
+                "headers": headers,
+                "fields": fields,
+                "files": files,
+                "body_size": ex.body_size,
+                "status": (
+                    reply.status
+                    if reply is not None and outcome not in ("reset-before", "reset-after")
+                    else None
+                ),
+                "outcome": outcome,
+                "key_fingerprint": key_digest(secret)[:8] if secret else None,
+                "request_id": ex.request_id,
+                "error_name": reply.error_name if reply is not None else None,
+                "fault": fault.describe() if fault is not None else None,
+                "credits_charged": reply.credits if reply is not None else 0.0,
+                "job_id": reply.job_id if reply is not None else None,
+            }
+        )
 
 
 # --- wire helpers ------------------------------------------------------------------------
@@ -599,8 +683,9 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, int]:
     return (b"".join(chunks) if size <= limit else b""), size
 
 
-async def _parse_body(scope: Scope, body: bytes, headers: Mapping[str, str]
-                      ) -> tuple[dict[str, Any], str]:
+async def _parse_body(
+    scope: Scope, body: bytes, headers: Mapping[str, str]
+) -> tuple[dict[str, Any], str]:
     """The fields of a body and its kind: multipart, json, form, none, other or invalid."""
     mime = headers.get("content-type", "").split(";")[0].strip().lower()
     if not body and not mime:
@@ -617,8 +702,7 @@ async def _parse_body(scope: Scope, body: bytes, headers: Mapping[str, str]
 
         request = Request({**scope, "type": "http"}, replay)
         try:
-            form = await request.form(max_files=100, max_fields=1000,
-                                      max_part_size=1024 * 1024)
+            form = await request.form(max_files=100, max_fields=1000, max_part_size=1024 * 1024)
         except Exception:
             return {}, "invalid"
         raw: dict[str, Any] = {}
@@ -645,8 +729,7 @@ async def _parse_body(scope: Scope, body: bytes, headers: Mapping[str, str]
 
 
 async def _send_reply(send: Send, reply: Reply, fault: Fault | None = None) -> None:
-    start = {"type": "http.response.start", "status": reply.status,
-             "headers": reply.raw_headers()}
+    start = {"type": "http.response.start", "status": reply.status, "headers": reply.raw_headers()}
     if fault is not None and fault.reset == "after":
         await send(start)
         await _cut_connection(send, "after")

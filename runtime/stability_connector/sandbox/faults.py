@@ -181,8 +181,14 @@ def parse_fault(text: str) -> Fault | None:
                 "latency=SECONDS, charged, html or path=PATTERN"
             )
     fault = Fault(
-        status=status, retry_after=retry_after, reset=reset, truncate=truncate,
-        latency=latency, charged=charged, html=html, path=path,
+        status=status,
+        retry_after=retry_after,
+        reset=reset,
+        truncate=truncate,
+        latency=latency,
+        charged=charged,
+        html=html,
+        path=path,
     )
     if kind == "ok" and fault == Fault(path=path):
         return None

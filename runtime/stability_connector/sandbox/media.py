@@ -279,13 +279,22 @@ def render_glb(fingerprint: bytes) -> bytes:
     rng = random.Random(fingerprint)
     extent = [0.5 + rng.random() / 2 for _ in range(6)]
     vertices = [
-        (extent[0], 0.0, 0.0), (-extent[1], 0.0, 0.0),
-        (0.0, extent[2], 0.0), (0.0, -extent[3], 0.0),
-        (0.0, 0.0, extent[4]), (0.0, 0.0, -extent[5]),
+        (extent[0], 0.0, 0.0),
+        (-extent[1], 0.0, 0.0),
+        (0.0, extent[2], 0.0),
+        (0.0, -extent[3], 0.0),
+        (0.0, 0.0, extent[4]),
+        (0.0, 0.0, -extent[5]),
     ]
     faces = [
-        (0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4),
-        (2, 0, 5), (1, 2, 5), (3, 1, 5), (0, 3, 5),
+        (0, 2, 4),
+        (2, 1, 4),
+        (1, 3, 4),
+        (3, 0, 4),
+        (2, 0, 5),
+        (1, 2, 5),
+        (3, 1, 5),
+        (0, 3, 5),
     ]
     positions = b"".join(struct.pack("<3f", *v) for v in vertices)
     indices = b"".join(struct.pack("<3H", *f) for f in faces)
@@ -302,13 +311,22 @@ def render_glb(fingerprint: bytes) -> bytes:
         "buffers": [{"byteLength": len(binary)}],
         "bufferViews": [
             {"buffer": 0, "byteOffset": 0, "byteLength": len(positions), "target": 34962},
-            {"buffer": 0, "byteOffset": len(positions), "byteLength": len(faces) * 6,
-             "target": 34963},
+            {
+                "buffer": 0,
+                "byteOffset": len(positions),
+                "byteLength": len(faces) * 6,
+                "target": 34963,
+            },
         ],
         "accessors": [
-            {"bufferView": 0, "componentType": 5126, "count": len(vertices), "type": "VEC3",
-             "min": [min(v[i] for v in vertices) for i in range(3)],
-             "max": [max(v[i] for v in vertices) for i in range(3)]},
+            {
+                "bufferView": 0,
+                "componentType": 5126,
+                "count": len(vertices),
+                "type": "VEC3",
+                "min": [min(v[i] for v in vertices) for i in range(3)],
+                "max": [max(v[i] for v in vertices) for i in range(3)],
+            },
             {"bufferView": 1, "componentType": 5123, "count": len(faces) * 3, "type": "SCALAR"},
         ],
     }

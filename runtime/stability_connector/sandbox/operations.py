@@ -43,12 +43,18 @@ Size = str
 
 # Ultra, SD 3.5 and Style Guide produce 1 MP; these are the sizes Stability returns.
 _ONE_MEGAPIXEL = {
-    "21:9": (1536, 640), "16:9": (1344, 768), "3:2": (1216, 832), "5:4": (1152, 896),
+    "21:9": (1536, 640),
+    "16:9": (1344, 768),
+    "3:2": (1216, 832),
+    "5:4": (1152, 896),
     "1:1": (1024, 1024),
 }
 # Core produces 1.5 MP: the nearest sides in multiples of 64 for each ratio.
 _ONE_AND_A_HALF_MEGAPIXELS = {
-    "21:9": (1920, 832), "16:9": (1664, 960), "3:2": (1536, 1024), "5:4": (1408, 1152),
+    "21:9": (1920, 832),
+    "16:9": (1664, 960),
+    "3:2": (1536, 1024),
+    "5:4": (1408, 1152),
     "1:1": (1280, 1280),
 }
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "5:4", "1:1", "4:5", "2:3", "9:16", "9:21")
@@ -130,11 +136,18 @@ class Behaviour:
 
 _SD3_MODELS = {
     # SD 3.5 prices; the 3.0 names are re-routed to 3.5 at the same price.
-    "sd3.5-large": 6.5, "sd3.5-large-turbo": 4.0, "sd3.5-medium": 3.5, "sd3.5-flash": 2.5,
-    "sd3-large": 6.5, "sd3-large-turbo": 4.0, "sd3-medium": 3.5,
+    "sd3.5-large": 6.5,
+    "sd3.5-large-turbo": 4.0,
+    "sd3.5-medium": 3.5,
+    "sd3.5-flash": 2.5,
+    "sd3-large": 6.5,
+    "sd3-large-turbo": 4.0,
+    "sd3-medium": 3.5,
 }
 _AUDIO2_PRICE = Price(
-    flat=20.0, by="model", table={"stable-audio-2.5": 20.0},
+    flat=20.0,
+    by="model",
+    table={"stable-audio-2.5": 20.0},
     linear={"stable-audio-2": (17.0, 0.06, "steps", 50.0)},
 )
 # Stable Audio 2.0 takes 30..100 steps (default 50), 2.5 takes 4..8 (default 8).
@@ -155,7 +168,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
         "image", "v1", _V1_GENERATION, rules=("v1_engine", "v1_init_image", "v1_samples")
     ),
     "POST /v1/generation/{engine_id}/image-to-image/masking": Behaviour(
-        "image", "v1", _V1_GENERATION,
+        "image",
+        "v1",
+        _V1_GENERATION,
         rules=("v1_engine", "v1_init_image", "v1_mask_size", "v1_samples"),
     ),
     "POST /v1/generation/{engine_id}/image-to-image/upscale": Behaviour(
@@ -167,7 +182,9 @@ BEHAVIOURS: dict[str, Behaviour] = {
     ),
     "POST /v2beta/stable-image/generate/core": Behaviour("image", "aspect:1.5"),
     "POST /v2beta/stable-image/generate/sd3": Behaviour(
-        "image", "generate:1", Price(by="model", table=_SD3_MODELS),
+        "image",
+        "generate:1",
+        Price(by="model", table=_SD3_MODELS),
         rules=("sd3_mode",),
         extra_enum={"model": ("sd3.5-flash", "sd3-large", "sd3-large-turbo", "sd3-medium")},
     ),
@@ -208,11 +225,17 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "POST /v2beta/3d/stable-point-aware-3d": Behaviour("model"),
     # Audio (Stable Audio 2 takes up to 50 MB, Stable Audio 3 up to 100 MB)
     "POST /v2beta/audio/stable-audio-2/text-to-audio": Behaviour(
-        "audio", price=_AUDIO2_PRICE, ranges_by=_AUDIO2_STEPS, body_limit=50 * MIB,
+        "audio",
+        price=_AUDIO2_PRICE,
+        ranges_by=_AUDIO2_STEPS,
+        body_limit=50 * MIB,
         can_filter=False,
     ),
     "POST /v2beta/audio/stable-audio-2/audio-to-audio": Behaviour(
-        "audio", price=_AUDIO2_PRICE, ranges_by=_AUDIO2_STEPS, body_limit=50 * MIB,
+        "audio",
+        price=_AUDIO2_PRICE,
+        ranges_by=_AUDIO2_STEPS,
+        body_limit=50 * MIB,
         can_filter=False,
     ),
     "POST /v2beta/audio/stable-audio-2/inpaint": Behaviour(

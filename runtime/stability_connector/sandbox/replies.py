@@ -16,18 +16,27 @@ __all__ = ["Reply", "error_reply", "json_reply", "media_reply", "negotiate"]
 
 #: The ``name`` of the API's error body for each status the sandbox answers with.
 ERROR_NAMES = {
-    400: "bad_request", 401: "unauthorized", 402: "payment_required",
-    403: "content_moderation", 404: "not_found", 405: "method_not_allowed",
-    408: "request_timeout", 413: "payload_too_large", 422: "invalid_language",
-    429: "rate_limit_exceeded", 500: "internal_error", 502: "bad_gateway",
-    503: "service_unavailable", 504: "gateway_timeout",
+    400: "bad_request",
+    401: "unauthorized",
+    402: "payment_required",
+    403: "content_moderation",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    422: "invalid_language",
+    429: "rate_limit_exceeded",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
 }
 ERROR_MESSAGES = {
     401: "authorization: missing or invalid API key",
     402: "You lack sufficient credits to make this request. Please purchase more credits "
-         "at https://platform.stability.ai/account/credits and try again.",
+    "at https://platform.stability.ai/account/credits and try again.",
     403: "Your request was flagged by our content moderation system, as a result your "
-         "request was denied and you were not charged.",
+    "request was denied and you were not charged.",
     404: "id: the generation either does not exist or has expired.",
     413: "body: payloads cannot be larger than 10MiB in size",
     422: "English is the only supported language for this service.",
@@ -80,10 +89,17 @@ def error_reply(
     messages = list(errors or [ERROR_MESSAGES.get(status, HTTPStatus(status).phrase)])
     if html:
         phrase = HTTPStatus(status).phrase
-        page = (f"<html><head><title>{status} {phrase}</title></head><body>"
-                f"<center><h1>{status} {phrase}</h1></center></body></html>\n")
-        return Reply(status, page.encode("utf-8"), "text/html; charset=utf-8",
-                     dict(headers or {}), error_name=name)
+        page = (
+            f"<html><head><title>{status} {phrase}</title></head><body>"
+            f"<center><h1>{status} {phrase}</h1></center></body></html>\n"
+        )
+        return Reply(
+            status,
+            page.encode("utf-8"),
+            "text/html; charset=utf-8",
+            dict(headers or {}),
+            error_name=name,
+        )
     payload: dict[str, Any] = {"id": error_id, "name": name}
     if v1:
         payload["message"] = "; ".join(messages)
@@ -120,27 +136,41 @@ def media_reply(
 ) -> Reply:
     """Media as raw bytes (with ``seed``/``finish-reason`` headers) or JSON
     (``{image|audio|video, seed, finish_reason}``; v1: ``{artifacts: [...]}``)."""
-    return media_list_reply([media], as_json=as_json, request_id=request_id, v1=v1,
-                            typed_json=typed_json)
+    return media_list_reply(
+        [media], as_json=as_json, request_id=request_id, v1=v1, typed_json=typed_json
+    )
 
 
 def media_list_reply(
-    items: Sequence[Media], *, as_json: bool, request_id: str, v1: bool = False,
+    items: Sequence[Media],
+    *,
+    as_json: bool,
+    request_id: str,
+    v1: bool = False,
     typed_json: bool = True,
 ) -> Reply:
     first = items[0]
     if v1:
         if as_json:
             artifacts = [
-                {"base64": base64.b64encode(m.body).decode("ascii"), "seed": m.seed,
-                 "finishReason": m.finish_reason}
+                {
+                    "base64": base64.b64encode(m.body).decode("ascii"),
+                    "seed": m.seed,
+                    "finishReason": m.finish_reason,
+                }
                 for m in items
             ]
             return json_reply(200, {"artifacts": artifacts}, **{"x-request-id": request_id})
-        return Reply(200, first.body, first.media_type, {
-            "finish-reason": first.finish_reason, "seed": str(first.seed),
-            "x-request-id": request_id,
-        })
+        return Reply(
+            200,
+            first.body,
+            first.media_type,
+            {
+                "finish-reason": first.finish_reason,
+                "seed": str(first.seed),
+                "x-request-id": request_id,
+            },
+        )
     if as_json:
         payload = {
             first.json_field: base64.b64encode(first.body).decode("ascii"),
@@ -151,7 +181,13 @@ def media_list_reply(
         if typed_json:
             reply.content_type = f"application/json; type={first.media_type}"
         return reply
-    return Reply(200, first.body, first.media_type, {
-        "finish-reason": first.finish_reason, "seed": str(first.seed),
-        "x-request-id": request_id,
-    })
+    return Reply(
+        200,
+        first.body,
+        first.media_type,
+        {
+            "finish-reason": first.finish_reason,
+            "seed": str(first.seed),
+            "x-request-id": request_id,
+        },
+    )

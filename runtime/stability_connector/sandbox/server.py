@@ -45,8 +45,14 @@ def _uvicorn_config(sandbox: Sandbox, host: str, port: int, log_level: str) -> u
     # Idle connections stay open 75 s (uvicorn's default is 5 s): a busy client reusing a
     # pooled connection should not meet a close it did not ask for; only faults cut.
     return uvicorn.Config(
-        sandbox.app, host=host, port=port, log_level=log_level, lifespan="on",
-        timeout_graceful_shutdown=2, timeout_keep_alive=75, server_header=False,
+        sandbox.app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=75,
+        server_header=False,
     )
 
 
@@ -133,25 +139,56 @@ def serve_in_thread(
 
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``stability-connector sandbox``."""
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="loopback address (default %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help="port (default %(default)s; 0 picks a free one)")
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
-                        help="extra delay before every answer")
-    parser.add_argument("--faults", metavar="SPEC",
-                        help="random faults, e.g. "
-                        '"503:0.2,429+retry-after=2:0.1,reset:0.05,seed=7"')
-    parser.add_argument("--keys", metavar="KEY,...",
-                        help="accept only these API keys (default: any non-empty key)")
-    parser.add_argument("--credits", type=float, default=1000.0, metavar="N",
-                        help="starting credits of each key (default %(default)s)")
-    parser.add_argument("--rate-limit", type=int, default=150, metavar="N",
-                        help="requests per key per window before 429 (default %(default)s)")
-    parser.add_argument("--job-seconds", type=float, default=20.0, metavar="SECONDS",
-                        help="how long asynchronous jobs run (default %(default)s)")
-    parser.add_argument("--retry-after", action="store_true",
-                        help="add Retry-After to rate-limit answers (the real API sends none)")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="loopback address (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port (default %(default)s; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="extra delay before every answer",
+    )
+    parser.add_argument(
+        "--faults",
+        metavar="SPEC",
+        help='random faults, e.g. "503:0.2,429+retry-after=2:0.1,reset:0.05,seed=7"',
+    )
+    parser.add_argument(
+        "--keys", metavar="KEY,...", help="accept only these API keys (default: any non-empty key)"
+    )
+    parser.add_argument(
+        "--credits",
+        type=float,
+        default=1000.0,
+        metavar="N",
+        help="starting credits of each key (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=150,
+        metavar="N",
+        help="requests per key per window before 429 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--job-seconds",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long asynchronous jobs run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        action="store_true",
+        help="add Retry-After to rate-limit answers (the real API sends none)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no request log")
 
 
@@ -160,8 +197,13 @@ def config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
     if args.faults:
         parse_fault_spec(args.faults)  # report a bad spec before starting
     return SandboxConfig(
-        credits=args.credits, keys=keys, latency=args.latency, faults=args.faults or None,
-        rate_limit=args.rate_limit, job_seconds=args.job_seconds, retry_after=args.retry_after,
+        credits=args.credits,
+        keys=keys,
+        latency=args.latency,
+        faults=args.faults or None,
+        rate_limit=args.rate_limit,
+        job_seconds=args.job_seconds,
+        retry_after=args.retry_after,
     )
 
 

@@ -171,7 +171,8 @@ class SandboxState:
         with self.lock:
             self.settle(now)
             held = sum(
-                job.price for job in self.jobs.values()
+                job.price
+                for job in self.jobs.values()
                 if job.owner == account.digest and not job.charged
             )
             return account.credits - held
@@ -216,8 +217,9 @@ class SandboxState:
                 if now >= job.expires_at:
                     del self.jobs[job_id]
 
-    def find_job(self, job_id: str, account: Account, families: tuple[str, ...],
-                 now: float) -> Job | None:
+    def find_job(
+        self, job_id: str, account: Account, families: tuple[str, ...], now: float
+    ) -> Job | None:
         """A job of this key, served by a results call of these families, not expired."""
         with self.lock:
             self.settle(now)
@@ -241,7 +243,7 @@ class SandboxState:
     def journal_since(self, seq: int = 0) -> list[JournalEntry]:
         """Entries with sequence numbers from ``seq`` on (those still kept)."""
         with self.lock:
-            return list(self.journal[max(0, seq - self._dropped):])
+            return list(self.journal[max(0, seq - self._dropped) :])
 
     @property
     def journal_next(self) -> int:
@@ -253,8 +255,11 @@ class SandboxState:
             self.settle(self.config.now())
             return {
                 "accounts": [
-                    {"key_fingerprint": a.fingerprint, "credits": a.credits,
-                     "timed_out": a.timed_out_until > self.config.now()}
+                    {
+                        "key_fingerprint": a.fingerprint,
+                        "credits": a.credits,
+                        "timed_out": a.timed_out_until > self.config.now(),
+                    }
                     for a in self.accounts.values()
                 ],
                 "jobs": len(self.jobs),

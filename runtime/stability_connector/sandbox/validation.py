@@ -27,27 +27,64 @@ IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 #: The engines the v1 API lists (ids, names, type); "upscale" engines only upscale.
 V1_ENGINES: tuple[dict[str, str], ...] = (
-    {"id": "stable-diffusion-v1-6", "name": "Stable Diffusion v1.6",
-     "description": "Stability-AI Stable Diffusion v1.6", "type": "PICTURE"},
-    {"id": "stable-diffusion-xl-1024-v1-0", "name": "Stable Diffusion XL v1.0",
-     "description": "Stability-AI Stable Diffusion XL v1.0", "type": "PICTURE"},
-    {"id": "stable-diffusion-v1-5", "name": "Stable Diffusion v1.5",
-     "description": "Stability-AI Stable Diffusion v1.5", "type": "PICTURE"},
-    {"id": "stable-diffusion-512-v2-1", "name": "Stable Diffusion v2.1",
-     "description": "Stability-AI Stable Diffusion v2.1", "type": "PICTURE"},
-    {"id": "stable-diffusion-768-v2-1", "name": "Stable Diffusion v2.1-768",
-     "description": "Stability-AI Stable Diffusion 768 v2.1", "type": "PICTURE"},
-    {"id": "stable-inpainting-512-v2-0", "name": "Stable Inpainting v2.0",
-     "description": "Stability-AI Stable Inpainting v2.0", "type": "PICTURE"},
-    {"id": "esrgan-v1-x2plus", "name": "Real-ESRGAN x2",
-     "description": "Real-ESRGAN_x2plus upscaler model", "type": "PICTURE"},
+    {
+        "id": "stable-diffusion-v1-6",
+        "name": "Stable Diffusion v1.6",
+        "description": "Stability-AI Stable Diffusion v1.6",
+        "type": "PICTURE",
+    },
+    {
+        "id": "stable-diffusion-xl-1024-v1-0",
+        "name": "Stable Diffusion XL v1.0",
+        "description": "Stability-AI Stable Diffusion XL v1.0",
+        "type": "PICTURE",
+    },
+    {
+        "id": "stable-diffusion-v1-5",
+        "name": "Stable Diffusion v1.5",
+        "description": "Stability-AI Stable Diffusion v1.5",
+        "type": "PICTURE",
+    },
+    {
+        "id": "stable-diffusion-512-v2-1",
+        "name": "Stable Diffusion v2.1",
+        "description": "Stability-AI Stable Diffusion v2.1",
+        "type": "PICTURE",
+    },
+    {
+        "id": "stable-diffusion-768-v2-1",
+        "name": "Stable Diffusion v2.1-768",
+        "description": "Stability-AI Stable Diffusion 768 v2.1",
+        "type": "PICTURE",
+    },
+    {
+        "id": "stable-inpainting-512-v2-0",
+        "name": "Stable Inpainting v2.0",
+        "description": "Stability-AI Stable Inpainting v2.0",
+        "type": "PICTURE",
+    },
+    {
+        "id": "esrgan-v1-x2plus",
+        "name": "Real-ESRGAN x2",
+        "description": "Real-ESRGAN_x2plus upscaler model",
+        "type": "PICTURE",
+    },
 )
 UPSCALE_ENGINES = frozenset({"esrgan-v1-x2plus"})
 # SDXL 1024 engines generate only these sizes.
-SDXL_SIZES = frozenset({
-    (1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768),
-    (768, 1344), (1536, 640), (640, 1536),
-})
+SDXL_SIZES = frozenset(
+    {
+        (1024, 1024),
+        (1152, 896),
+        (896, 1152),
+        (1216, 832),
+        (832, 1216),
+        (1344, 768),
+        (768, 1344),
+        (1536, 640),
+        (640, 1536),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -153,8 +190,9 @@ def _check_scalar(
             checked.add(f"{name}: must be {_bounds(low, high, _number_text)}")
         multiple = facts.get("multipleOf")
         if multiple and value % multiple:
-            checked.add(f"{name}: must be a multiple of {_number_text(multiple)}",
-                        "invalid_height_or_width")
+            checked.add(
+                f"{name}: must be a multiple of {_number_text(multiple)}", "invalid_height_or_width"
+            )
     if isinstance(value, str):
         short, long = facts.get("minLength"), facts.get("maxLength")
         if short is not None and len(value) < short:
@@ -194,8 +232,10 @@ def _check_image(name: str, media: Mapping[str, Any], upload: Upload, checked: C
     info = inspect_image(upload.data)
     formats = media.get("formats", ["jpeg", "png", "webp"])
     if info is None or info.format not in formats:
-        checked.add(f"{name}: must be an image in one of these formats: {', '.join(formats)}",
-                    "invalid_mime_type")
+        checked.add(
+            f"{name}: must be an image in one of these formats: {', '.join(formats)}",
+            "invalid_mime_type",
+        )
         return
     checked.images[name] = info
     for side, size in (("width", info.width), ("height", info.height)):
@@ -216,14 +256,17 @@ def _check_audio(name: str, media: Mapping[str, Any], upload: Upload, checked: C
     probe = audio_duration(upload.data)
     formats = media.get("formats", ["mp3", "wav"])
     if probe is None or probe[0] not in formats:
-        checked.add(f"{name}: must be audio in one of these formats: {', '.join(formats)}",
-                    "invalid_mime_type")
+        checked.add(
+            f"{name}: must be audio in one of these formats: {', '.join(formats)}",
+            "invalid_mime_type",
+        )
         return
     seconds = probe[1]
     low, high = media.get("min_seconds"), media.get("max_seconds")
     if (low is not None and seconds < low) or (high is not None and seconds > high):
-        checked.add(f"{name}: audio must be between {low} and {high} seconds long "
-                    f"(got {seconds:.1f})")
+        checked.add(
+            f"{name}: audio must be between {low} and {high} seconds long (got {seconds:.1f})"
+        )
 
 
 def _text_prompts(raw: Mapping[str, Any]) -> Any:
@@ -253,10 +296,12 @@ def _check_prompts(name: str, facts: Mapping[str, Any], raw: Any, checked: Check
         if not text.strip():
             checked.add(f"{name}[{index}].text: must not be empty", "invalid_prompts")
         elif limit is not None and len(text) > limit:
-            checked.add(f"{name}[{index}].text: must be at most {limit} characters long",
-                        "invalid_prompts")
-        weight = _coerce(f"{name}[{index}].weight", {"type": "number"}, item.get("weight", 1.0),
-                         checked)
+            checked.add(
+                f"{name}[{index}].text: must be at most {limit} characters long", "invalid_prompts"
+            )
+        weight = _coerce(
+            f"{name}[{index}].weight", {"type": "number"}, item.get("weight", 1.0), checked
+        )
         prompts.append({"text": text, "weight": 1.0 if weight is None else weight})
     checked.values[name] = prompts
 
@@ -318,8 +363,10 @@ def check_fields(
             if value is None:
                 continue
             if not low <= value <= high:
-                checked.add(f"{name}: must be between {_number_text(low)} and "
-                            f"{_number_text(high)} for {by} {selector}")
+                checked.add(
+                    f"{name}: must be between {_number_text(low)} and "
+                    f"{_number_text(high)} for {by} {selector}"
+                )
 
     for rule in behaviour.rules:
         RULES[rule](operation, checked, raw, path_params, wants_json)
@@ -380,8 +427,10 @@ def _video_size(op: Operation, c: Checked, raw: Any, p: Any, j: bool) -> None:
     info = c.images.get("image")
     sizes = op.facts.get("image_sizes", [])
     if info is not None and sizes and f"{info.width}x{info.height}" not in sizes:
-        c.add(f"image: must be one of these sizes: {', '.join(sizes)} "
-              f"(got {info.width}x{info.height})")
+        c.add(
+            f"image: must be one of these sizes: {', '.join(sizes)} "
+            f"(got {info.width}x{info.height})"
+        )
 
 
 def _engine(params: Mapping[str, str]) -> str:
@@ -395,32 +444,40 @@ def _v1_engine(op: Operation, c: Checked, raw: Any, params: Any, j: bool) -> Non
 
 def _v1_upscale_engine(op: Operation, c: Checked, raw: Any, params: Any, j: bool) -> None:
     if _engine(params) not in UPSCALE_ENGINES:
-        c.add(f"engine_id: {_engine(params)} cannot upscale; use "
-              f"{', '.join(sorted(UPSCALE_ENGINES))}")
+        c.add(
+            f"engine_id: {_engine(params)} cannot upscale; use {', '.join(sorted(UPSCALE_ENGINES))}"
+        )
 
 
 def _v1_size_problem(engine: str, width: int, height: int) -> Problem | None:
     if width % 64 or height % 64:
-        return Problem("height and width must be specified in increments of 64",
-                       "invalid_height_or_width")
+        return Problem(
+            "height and width must be specified in increments of 64", "invalid_height_or_width"
+        )
     pixels = width * height
     if "xl-1024" in engine:
         if (width, height) not in SDXL_SIZES:
             sizes = ", ".join(f"{w}x{h}" for w, h in sorted(SDXL_SIZES))
-            return Problem(f"for {engine} the dimensions must be one of {sizes}",
-                           "invalid_height_or_width")
+            return Problem(
+                f"for {engine} the dimensions must be one of {sizes}", "invalid_height_or_width"
+            )
         return None
     low = 589_824 if "768" in engine else 262_144
     if not low <= pixels <= 1_048_576:
-        return Problem(f"height * width must be between {_pixels(low)} and 1,048,576 pixels "
-                       f"(got {_pixels(pixels)})", "invalid_pixel_count")
+        return Problem(
+            f"height * width must be between {_pixels(low)} and 1,048,576 pixels "
+            f"(got {_pixels(pixels)})",
+            "invalid_pixel_count",
+        )
     return None
 
 
 def _v1_dimensions(op: Operation, c: Checked, raw: Any, params: Any, j: bool) -> None:
     width, height = c.values.get("width"), c.values.get("height")
-    if isinstance(width, int) and isinstance(height, int) and not any(
-        m.startswith(("width:", "height:")) for m in _messages(c)
+    if (
+        isinstance(width, int)
+        and isinstance(height, int)
+        and not any(m.startswith(("width:", "height:")) for m in _messages(c))
     ):
         problem = _v1_size_problem(_engine(params), width, height)
         if problem:
@@ -438,21 +495,27 @@ def _v1_init_image(op: Operation, c: Checked, raw: Any, params: Any, j: bool) ->
 def _v1_mask_size(op: Operation, c: Checked, raw: Any, params: Any, j: bool) -> None:
     init, mask = c.images.get("init_image"), c.images.get("mask_image")
     if init and mask and (init.width, init.height) != (mask.width, mask.height):
-        c.add("the dimensions of the provided init_image and mask_image do not match",
-              "invalid_image_dimensions")
+        c.add(
+            "the dimensions of the provided init_image and mask_image do not match",
+            "invalid_image_dimensions",
+        )
     if c.values.get("mask_source") in ("MASK_IMAGE_WHITE", "MASK_IMAGE_BLACK") and (
         "mask_image" not in c.files
     ):
         c.problems[:] = [p for p in c.problems if p.message != "mask_image: is required"]
-        c.add(f"mask_image: is required when mask_source is {c.values['mask_source']}",
-              "invalid_mask_image")
+        c.add(
+            f"mask_image: is required when mask_source is {c.values['mask_source']}",
+            "invalid_mask_image",
+        )
 
 
 def _v1_samples(op: Operation, c: Checked, raw: Any, params: Any, wants_json: bool) -> None:
     samples = c.values.get("samples", 1)
     if not wants_json and isinstance(samples, int) and samples > 1:
-        c.add("samples: may only be greater than 1 when the accept header is application/json",
-              "invalid_samples")
+        c.add(
+            "samples: may only be greater than 1 when the accept header is application/json",
+            "invalid_samples",
+        )
 
 
 def _v1_one_side(op: Operation, c: Checked, raw: Any, params: Any, j: bool) -> None:

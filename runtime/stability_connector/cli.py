@@ -226,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from .catalog import default_catalog
     from .connection import resolve_connection
-    from .node import Runtime
+    from .node import ActionResult, Runtime
+    from .transport import Attempt
 
     catalog = default_catalog()
     spec = catalog.action(args.action)
@@ -240,11 +241,25 @@ def _run(args: argparse.Namespace) -> int:
         )
     args.out.mkdir(parents=True, exist_ok=True)
 
-    def progress(polls: int) -> None:
-        if not args.json:
-            print(f"  waiting for {spec.id}: still in progress (check {polls})", file=sys.stderr)
+    polls = 0
 
-    async def execute() -> Any:
+    def report(attempt: Attempt) -> None:
+        """One line per event a person waiting at a terminal wants to see."""
+        nonlocal polls
+        if args.json:
+            return
+        if attempt.kind == "poll" and attempt.status == 202:
+            polls += 1
+            print(f"  {spec.id}: still in progress (check {polls})", file=sys.stderr)
+        elif attempt.wait_before_next is not None:
+            outcome = attempt.error or f"HTTP {attempt.status}"
+            print(
+                f"  attempt {attempt.number} failed ({outcome}); "
+                f"trying again in {attempt.wait_before_next:.1f} s",
+                file=sys.stderr,
+            )
+
+    async def execute() -> ActionResult:
         async with Runtime(catalog, out_dir=args.out) as runtime:
             return await runtime.run(
                 spec,
@@ -253,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
                 connection,
                 wait=not args.no_wait,
                 job_id=args.resume_id,
+                on_attempt=report,
             )
 
     result = anyio.run(execute)

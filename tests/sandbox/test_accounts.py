@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import anyio
 import httpx
 import pytest
 from PIL import Image
 from sandbox_helpers import KEY, FakeClock, image_bytes
 
-from stability_connector.sandbox import Sandbox
+from stability_connector.sandbox import Fault, Sandbox
 
 CORE = "/v2beta/stable-image/generate/core"
 SD3 = "/v2beta/stable-image/generate/sd3"
@@ -144,6 +145,56 @@ async def test_limits_are_configurable_and_can_add_retry_after(
         assert (await client.get("/v1/user/balance")).headers["retry-after"] == "3"
         clock.advance(3)
         assert (await client.get("/v1/user/balance")).status_code == 200
+
+
+class HeldSleep:
+    """Latency that holds every request until the test lets them all go (the test moves
+    the clock), so several requests are in flight at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+        self.released = anyio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        await self.released.wait()
+
+    async def holding(self, count: int) -> None:
+        while len(self.calls) < count:
+            await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.anyio
+async def test_requests_are_counted_when_they_arrive_not_after_their_latency(
+    make_sandbox: Callable[..., Sandbox], clock: FakeClock
+) -> None:
+    held = HeldSleep()
+    sandbox = make_sandbox(rate_limit=2, rate_window=10.0, latency=1.0, sleep=held)
+    sandbox.script([Fault(latency=5.0)])  # the first request is slow to answer
+    statuses: dict[str, int] = {}
+
+    async def send(client: httpx.AsyncClient, name: str) -> None:
+        statuses[name] = (await generate(client)).status_code
+
+    with anyio.fail_after(10):  # a guard: counting late would hold the third request
+        async with sandbox.client(api_key=KEY) as client, anyio.create_task_group() as tg:
+            tg.start_soon(send, client, "slow")  # arrives at 1000.0, answers at 1006.0
+            await held.holding(1)
+            clock.advance(0.5)
+            tg.start_soon(send, client, "quick")  # arrives at 1000.5, answers at 1001.5
+            await held.holding(2)
+            clock.advance(0.5)
+            # The third in 10 s is over the limit when it arrives, although neither of
+            # the others has been answered: refused at once, without its latency.
+            third = await generate(client)
+            assert third.status_code == 429
+            assert held.calls == [6.0, 1.0]
+            clock.advance(6.0)
+            held.released.set()
+    assert statuses == {"slow": 200, "quick": 200}
+    arrivals = sorted((e.at, e.status) for e in sandbox.journal)
+    assert arrivals == [(1000.0, 200), (1000.5, 200), (1001.0, 429)]
+    assert sandbox.journal[0].fault is None  # a refused request draws no fault
 
 
 # --- asynchronous jobs -------------------------------------------------------------------

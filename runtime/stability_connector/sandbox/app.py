@@ -1,9 +1,14 @@
 """The ASGI application: one pipeline for every operation.
 
-A request goes through: route (from ``api_facts.json``) → body (bounded) → injected
-fault and latency → authorization → rate limit → size limit → body encoding → fields
+A request goes through: route (from ``api_facts.json``) → body (bounded) → rate limit
+→ injected fault and latency → authorization → size limit → body encoding → fields
 (:mod:`.validation`) → moderation → credits → the media, synchronous or as a job. The
 answer is sent, cut short or dropped as the fault says, and journaled.
+
+The rate limit comes first because the API counts a request when it arrives: a request
+of a known key is counted at its arrival time (the journal's ``at``), and one over the
+limit is refused at once, without latency or a fault. Counting after the latency would
+let requests that arrived within one window slip into the next.
 
 Connection resets work both in-process and under a server: under uvicorn the
 connection's transport is aborted (the client sees the socket close); in-process
@@ -204,6 +209,12 @@ class SandboxApp:
         if ex.body_size <= limit:
             ex.raw, ex.body_kind = await _parse_body(scope, ex.body, headers)
 
+        refusal = self._admit(ex)
+        if refusal is not None:
+            self._journal(ex, refusal, "error", None)
+            await _send_reply(send, refusal)
+            return
+
         fault = self.faults.next_for(ex.path)
         await self.config.pause(self.config.latency + (fault.latency if fault else 0.0))
         reply: Reply | None = None
@@ -276,6 +287,23 @@ class SandboxApp:
             f"for {_seconds_text(c.timeout_seconds)} seconds."
         )
 
+    def _admit(self, ex: Exchange) -> Reply | None:
+        """Count the request against its key's limit at its arrival; the 429 when it is
+        over. Requests to no operation or without a valid key are not counted (they get
+        404/405/401 from :meth:`_answer`)."""
+        if ex.operation is None or not ex.key:
+            return None
+        ex.account = self.state.account(ex.key)
+        if ex.account is None:
+            return None
+        admission = self.state.admit(ex.account, ex.at)
+        if admission.allowed:
+            return None
+        headers = {}
+        if self.config.retry_after:
+            headers["retry-after"] = _seconds_text(max(1, round(admission.retry_in)))
+        return self._error(ex, 429, [self._rate_limit_message()], headers=headers)
+
     async def _safe_answer(self, ex: Exchange, limit: int, path_exists: bool) -> Reply:
         """The answer, or the API's 500 if the sandbox itself fails (logged)."""
         try:
@@ -298,18 +326,10 @@ class SandboxApp:
                 else "authorization: missing authorization header"
             )
             return self._error(ex, 401, [problem])
-        ex.account = self.state.account(ex.key)
         if ex.account is None:
             return self._error(ex, 401, ["authorization: invalid API key"])
 
         now = self.config.now()
-        admission = self.state.admit(ex.account, now)
-        if not admission.allowed:
-            headers = {}
-            if self.config.retry_after:
-                headers["retry-after"] = _seconds_text(max(1, round(admission.retry_in)))
-            return self._error(ex, 429, [self._rate_limit_message()], headers=headers)
-
         if ex.body_size > limit:
             mib = limit // (1024 * 1024)
             return self._error(ex, 413, [f"body: payloads cannot be larger than {mib}MiB in size"])

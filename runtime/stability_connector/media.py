@@ -3,27 +3,29 @@ action's ``x-media`` limits before anything is sent, and write media outputs as 
 
 A media input may be a file path, base64 text, a data URI, raw bytes from an upstream
 step, or an earlier step's outputs (its ``file``). The format is sniffed from the
-bytes, never trusted from a name; image sizes are read from the header by Pillow
-without decoding the pixels; WAV and MP3 durations from their headers and frames.
+bytes, never trusted from a name; image sizes are read from the header by the
+format's Pillow reader without decoding the pixels; WAV and MP3 durations from their
+headers and frames.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import io
 import itertools
 import os
 import re
 import struct
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import GifImagePlugin, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from .errors import FieldProblem
 
@@ -47,8 +49,6 @@ _BY_CONTENT_TYPE = {ct: fmt for fmt, (ct, _) in FORMATS.items()} | {
     "audio/wave": "wav",
     "audio/mp3": "mp3",
 }
-_IMAGE_FORMATS = {"png", "jpeg", "webp", "gif"}
-_PILLOW_NAMES = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -208,7 +208,7 @@ def _decode_base64(text: str) -> bytes:
 def inspect(data: bytes) -> Media:
     """Sniff the format and read size or duration from the headers."""
     fmt = sniff(data)
-    if fmt in _IMAGE_FORMATS:
+    if fmt in _READERS:
         width, height = _image_size(data, fmt)
         return Media(data, fmt, width=width, height=height)
     if fmt == "wav":
@@ -218,20 +218,34 @@ def inspect(data: bytes) -> Media:
     return Media(data, fmt)
 
 
-def _image_size(data: bytes, fmt: str) -> tuple[int, int]:
+# Each format's own reader: it reads the header only. ``Image.open`` is not used because
+# its guard against huge images refuses sizes the API takes (Ultra: 16384 x 16384) and
+# hides the size; the limits are checked against the description's numbers instead.
+_READERS: dict[str, type[ImageFile.ImageFile]] = {
+    "png": PngImagePlugin.PngImageFile,
+    "jpeg": JpegImagePlugin.JpegImageFile,
+    "webp": WebPImagePlugin.WebPImageFile,
+    "gif": GifImagePlugin.GifImageFile,
+}
+
+
+def image_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """Width and height from the header of a ``fmt`` image, or None when unreadable."""
+    reader = _READERS.get(fmt)
+    if reader is None:
+        return None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
-                found = _PILLOW_NAMES.get(image.format or "")
-                width, height = image.size
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise _Refusal("has far too many pixels to be an image the API accepts") from None
-    except Exception:
-        raise _Refusal(f"looks like {fmt.upper()} but cannot be read as an image") from None
-    if found != fmt:
+        with reader(io.BytesIO(data)) as image:
+            return image.width, image.height
+    except (SyntaxError, OSError, ValueError, EOFError, struct.error):
+        return None
+
+
+def _image_size(data: bytes, fmt: str) -> tuple[int, int]:
+    size = image_size(data, fmt)
+    if size is None:
         raise _Refusal(f"looks like {fmt.upper()} but cannot be read as an image")
-    return width, height
+    return size
 
 
 def check(field: str, media: Media, limits: Mapping[str, Any]) -> list[FieldProblem]:
@@ -367,40 +381,54 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def output_name(stem: str, data: bytes, extension: str) -> str:
     """``<stem>-<short hash>.<ext>``: readable, and unique per content."""
-    digest = hashlib.blake2b(data, digest_size=5).hexdigest()
-    clean = _UNSAFE.sub("-", stem).strip("-.") or "output"
-    return f"{clean[:80]}-{digest}.{extension}"
+    # sha256 runs on the CPU's SHA extensions where present: about twice as fast as
+    # blake2b on a 100 KB image.
+    digest = hashlib.sha256(data).hexdigest()[:10]
+    clean = _clean_stem(stem)
+    return f"{clean}-{digest}.{extension}"
 
 
-_READY_DIRS: set[Path] = set()
+@lru_cache(maxsize=1024)
+def _clean_stem(stem: str) -> str:
+    return _UNSAFE.sub("-", stem).strip("-.")[:80] or "output"
+
+
+_READY_DIRS: set[str] = set()
 _counter = itertools.count()
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 def write_output(out_dir: Path, stem: str, data: bytes, extension: str) -> Path:
     """Write ``data`` under ``out_dir`` atomically (temporary file, then rename)."""
-    if out_dir not in _READY_DIRS:
+    folder = os.fspath(out_dir)
+    if folder not in _READY_DIRS:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _READY_DIRS.add(out_dir)
+        _READY_DIRS.add(folder)
     name = output_name(stem, data, extension)
-    path = out_dir / name
+    path = os.path.join(folder, name)
     try:
-        if path.stat().st_size == len(data):
-            return path  # the name holds a hash of the content: this file is already there
+        if os.stat(path).st_size == len(data):
+            return out_dir / name  # the name holds a hash of the content: already there
     except OSError:
         pass
     # Unique per process and call, so concurrent writers never share a temporary file.
-    temp = out_dir / f".{name}.{os.getpid()}-{next(_counter)}.part"
+    temp = os.path.join(folder, f".{name}.{os.getpid()}-{next(_counter)}.part")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temp, _NEW_FILE, 0o644)
     except FileNotFoundError:  # the directory went away since it was made
-        _READY_DIRS.discard(out_dir)
+        _READY_DIRS.discard(folder)
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(temp, _NEW_FILE, 0o644)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        try:
+            view = memoryview(data)
+            while view:  # os.write may write less than asked
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(temp, path)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
         raise
-    return path
+    return out_dir / name

@@ -8,22 +8,18 @@ All problems are reported at once, each as ``"<field>: <what is wrong>"``.
 
 from __future__ import annotations
 
-import io
 import math
 import re
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
-
+from ..media import image_size, sniff
 from .media import audio_duration
 from .operations import Operation
 
 __all__ = ["V1_ENGINES", "Checked", "ImageInfo", "Problem", "Upload", "check_fields"]
 
-IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 
 #: The engines the v1 API lists (ids, names, type); "upscale" engines only upscale.
 V1_ENGINES: tuple[dict[str, str], ...] = (
@@ -201,31 +197,13 @@ def _check_scalar(
             checked.add(f"{name}: must be at most {long} characters long")
 
 
-def _image_class(data: bytes) -> type[ImageFile.ImageFile] | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return PngImagePlugin.PngImageFile
-    if data.startswith(b"\xff\xd8"):
-        return JpegImagePlugin.JpegImageFile
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return WebPImagePlugin.WebPImageFile
-    return None
-
-
 def inspect_image(data: bytes) -> ImageInfo | None:
-    """The size and format of an uploaded PNG, JPEG or WebP (only its header is read).
-
-    The format's reader is used directly rather than ``Image.open``, whose guard
-    against huge images would refuse sizes the API takes (Ultra: 16384 x 16384); the
-    limits are checked against the description's numbers instead.
-    """
-    reader = _image_class(data)
-    if reader is None:
+    """The size and format of an uploaded PNG, JPEG or WebP (only its header is read)."""
+    fmt = sniff(data)
+    size = image_size(data, fmt) if fmt in ("png", "jpeg", "webp") else None
+    if fmt is None or size is None:
         return None
-    try:
-        with reader(io.BytesIO(data)) as image:
-            return ImageInfo(image.width, image.height, IMAGE_FORMATS.get(image.format or "", ""))
-    except (SyntaxError, OSError, ValueError, EOFError, struct.error):
-        return None
+    return ImageInfo(size[0], size[1], fmt)
 
 
 def _check_image(name: str, media: Mapping[str, Any], upload: Upload, checked: Checked) -> None:

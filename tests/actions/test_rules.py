@@ -82,7 +82,6 @@ async def test_invalid_combinations_are_refused_before_sending(
     assert sandbox.journal == []
 
 
-@pytest.mark.xfail(reason="inputs.py words anyOf / not rules generically, without the fields")
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     ("action", "inputs", "fields"),

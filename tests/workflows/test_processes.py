@@ -57,8 +57,16 @@ def write(tmp_path: Path, name: str, data: Any) -> Path:
 
 
 def item_states(db: Path) -> dict[int, str]:
-    with sqlite3.connect(db) as conn:
+    """The loop items' states; none while the runner has yet to create its tables."""
+    conn = sqlite3.connect(db)
+    try:
         rows = conn.execute("SELECT item_index, status FROM items WHERE step_id='shot'").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" not in str(error):
+            raise
+        rows = []
+    finally:
+        conn.close()
     return dict(rows)
 
 

@@ -29,7 +29,7 @@ import httpx
 from .definitions import ActionSpec
 from .errors import BlockedRequestError
 from .media import MAX_REQUEST_BYTES, Media, inspect
-from .templates import definition_scope, render, render_definition
+from .templates import compile_definition, definition_scope, render
 from .transport import PreparedRequest
 
 MAX_PATH_CHARS = 2048
@@ -48,6 +48,39 @@ _NON_ASCII = re.compile(r"[^\x00-\x7e]")
 _ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
 
 
+class _Plan:
+    """An action's request with its templates compiled (made once per action)."""
+
+    def __init__(self, action: ActionSpec) -> None:
+        spec = action.request
+        place = f"{action.id}: request"
+        self.spec = spec
+        self.path = compile_definition(f"{place}.path", spec.path)
+        self.headers = compile_definition(f"{place}.headers", spec.headers)
+        self.query = compile_definition(f"{place}.query", spec.query)
+        self.body = compile_definition(f"{place}.body", spec.body)
+        self.files = compile_definition(f"{place}.files", spec.files)
+        self.accept = (
+            None if spec.accept is None else compile_definition(f"{place}.accept", spec.accept)
+        )
+
+
+# Keyed by the action's id(); the entry keeps the action alive, so an id is never reused
+# while its plan is here.
+_PLANS: dict[int, tuple[ActionSpec, _Plan]] = {}
+_MAX_PLANS = 1024
+
+
+def _plan(action: ActionSpec) -> _Plan:
+    entry = _PLANS.get(id(action))
+    if entry is None or entry[0] is not action:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        entry = (action, _Plan(action))
+        _PLANS[id(action)] = entry
+    return entry[1]
+
+
 def render_request(
     action: ActionSpec, inputs: Mapping[str, Any], *, base_url: str | None = None
 ) -> PreparedRequest:
@@ -56,16 +89,16 @@ def render_request(
     ``base_url`` (the connection's) lets the final URL be checked too; the path
     alone is already confined.
     """
-    spec = action.request
+    plan = _plan(action)
+    spec = plan.spec
     scope = definition_scope(inputs)
-    place = f"{action.id}: request"
     method: str = spec.method
     encoding: str = spec.encoding
-    path = render(f"{place}.path", spec.path, scope)
-    headers = _strings(render_definition(f"{place}.headers", spec.headers, scope))
-    params = _strings(render_definition(f"{place}.query", spec.query, scope))
-    body = render_definition(f"{place}.body", spec.body, scope)
-    files = _files(render_definition(f"{place}.files", spec.files, scope))
+    path = plan.path(scope)
+    headers = _strings(plan.headers(scope))
+    params = _strings(plan.query(scope))
+    body = plan.body(scope)
+    files = _files(plan.files(scope))
 
     if spec.generic:
         method, encoding, body = _generic(inputs, method, encoding, body, headers, params)
@@ -73,8 +106,8 @@ def render_request(
     if not isinstance(path, str):
         raise BlockedRequestError(f"{action.id}: the path must be text, not {type(path).__name__}")
     path = confine_path(path, base_url)
-    if spec.accept is not None:
-        accept = render(f"{place}.accept", spec.accept, scope)
+    if plan.accept is not None:
+        accept = plan.accept(scope)
         if accept:
             headers["accept"] = str(accept)
 
@@ -82,7 +115,10 @@ def render_request(
     if encoding == "multipart":
         data: dict[str, str] = {}
         for key, value in (body or {}).items():
-            _flatten(key, value, data, files)
+            if type(value) is str:  # the common case, as _flatten would store it
+                data[key] = value
+            else:
+                _flatten(key, value, data, files)
         prepared.data = data
         prepared.files = files or None
         prepared.multipart = True

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -96,7 +96,7 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Data first: a payload field named "items" or "count" is the field, not the method.
-        if isinstance(obj, Mapping) and attribute in obj:
+        if isinstance(obj, dict | Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
@@ -220,12 +220,169 @@ def _expression(expr: str) -> Any:
     return _ENV.compile_expression(expr, undefined_to_none=False)
 
 
+# --- a fast path for simple expressions ----------------------------------------------
+# Evaluating a compiled Jinja expression builds a render context each time, which
+# costs more than the expressions our definitions hold (a conditional, a comparison,
+# a dict lookup). Templates made only of the constructs below are turned into plain
+# closures once; they do what Jinja's generated code does (the environment's own
+# getattr / getitem, Python's operators), and give up on anything else: an undefined
+# value, an error, a construct not listed. Jinja then evaluates the template from the
+# start (expressions have no side effects) and gives its own result or error.
+
+Evaluator = Callable[[Mapping[str, Any]], Any]
+
+
+class _GiveUp(Exception):
+    """The fast path cannot say what Jinja would: Jinja evaluates the template."""
+
+
+class _Fast:
+    """A template as a closure; ``whole``: one expression whose value keeps its type."""
+
+    __slots__ = ("evaluate", "whole")
+
+    def __init__(self, evaluate: Evaluator, whole: bool) -> None:
+        self.evaluate = evaluate
+        self.whole = whole
+
+    def __call__(self, context: Mapping[str, Any]) -> Any:
+        return self.evaluate(context)
+
+
+# The str methods the fast path calls itself (all in _METHODS, none with side effects).
+_STR_METHODS = frozenset({"startswith", "endswith", "upper", "lower", "strip", "lstrip", "rstrip"})
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "lteq": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gteq": lambda a, b: a >= b,
+    "in": lambda a, b: a in b,
+    "notin": lambda a, b: a not in b,
+}
+
+
+def _defined(value: Any) -> Any:
+    if isinstance(value, jinja2.Undefined):
+        raise _GiveUp
+    return value
+
+
+def _closure(node: nodes.Node) -> Evaluator:
+    """The closure for one expression node; :class:`_GiveUp` for anything not listed."""
+    if isinstance(node, nodes.Const):
+        constant = node.value
+        return lambda context: constant
+    if isinstance(node, nodes.Name) and node.ctx == "load":
+        name = node.name
+
+        def load(context: Mapping[str, Any]) -> Any:
+            if name not in context:
+                raise _GiveUp
+            return context[name]
+
+        return load
+    if isinstance(node, nodes.Getattr) and node.ctx == "load":
+        owner, attribute = _closure(node.node), node.attr
+        # ``inputs.x`` of a definition: no attribute of that name, so Jinja reads the key
+        # (an absent one is None).
+        read_key = not hasattr(_Missing, attribute)
+
+        def get(context: Mapping[str, Any]) -> Any:
+            value = owner(context)
+            if read_key and type(value) is _Missing:
+                return value[attribute]
+            return _defined(_ENV.getattr(value, attribute))
+
+        return get
+    if isinstance(node, nodes.Getitem) and node.ctx == "load":
+        if isinstance(node.arg, nodes.Slice):
+            raise _GiveUp
+        owner, key = _closure(node.node), _closure(node.arg)
+        return lambda context: _defined(_ENV.getitem(owner(context), key(context)))
+    if isinstance(node, nodes.CondExpr) and node.expr2 is not None:
+        test, yes, no = _closure(node.test), _closure(node.expr1), _closure(node.expr2)
+        return lambda context: yes(context) if test(context) else no(context)
+    if isinstance(node, nodes.And):
+        left, right = _closure(node.left), _closure(node.right)
+        return lambda context: left(context) and right(context)
+    if isinstance(node, nodes.Or):
+        left, right = _closure(node.left), _closure(node.right)
+        return lambda context: left(context) or right(context)
+    if isinstance(node, nodes.Not):
+        operand = _closure(node.node)
+        return lambda context: not operand(context)
+    if isinstance(node, nodes.Compare) and len(node.ops) == 1 and node.ops[0].op in _COMPARE:
+        left, right = _closure(node.expr), _closure(node.ops[0].expr)
+        compare = _COMPARE[node.ops[0].op]
+        return lambda context: compare(left(context), right(context))
+    if isinstance(node, nodes.Dict):
+        pairs = [(_closure(pair.key), _closure(pair.value)) for pair in node.items]
+        return lambda context: {key(context): value(context) for key, value in pairs}
+    if isinstance(node, nodes.List):
+        entries = [_closure(entry) for entry in node.items]
+        return lambda context: [entry(context) for entry in entries]
+    if isinstance(node, nodes.Call) and _plain_method_call(node):
+        assert isinstance(node.node, nodes.Getattr)
+        owner, method = _closure(node.node.node), node.node.attr
+        arguments = [_closure(argument) for argument in node.args]
+
+        def call(context: Mapping[str, Any]) -> Any:
+            value = owner(context)
+            if type(value) is not str:
+                raise _GiveUp
+            return getattr(value, method)(*(argument(context) for argument in arguments))
+
+        return call
+    raise _GiveUp
+
+
+def _plain_method_call(node: nodes.Call) -> bool:
+    return (
+        isinstance(node.node, nodes.Getattr)
+        and node.node.attr in _STR_METHODS
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    )
+
+
+@lru_cache(maxsize=2048)
+def _fast(source: str) -> _Fast | None:
+    """The template as a closure, or None when it holds anything the fast path leaves
+    to Jinja (blocks, filters, tests, loops, other operators)."""
+    try:
+        body = _parse(source).body
+    except Exception:
+        return None  # Jinja reports the problem
+    if len(body) != 1 or not isinstance(body[0], nodes.Output):
+        return None
+    try:
+        parts = [
+            part.data if isinstance(part, nodes.TemplateData) else _closure(part)
+            for part in body[0].nodes
+        ]
+    except _GiveUp:
+        return None
+    if _whole_reference(source) is not None and len(parts) == 1 and callable(parts[0]):
+        return _Fast(parts[0], whole=True)
+
+    def text(context: Mapping[str, Any]) -> str:
+        chunks = [part if isinstance(part, str) else str(part(context)) for part in parts]
+        if sum(map(len, chunks)) > MAX_OUTPUT_CHARS:
+            raise _GiveUp  # Jinja refuses it with its words
+        return "".join(chunks)
+
+    return _Fast(text, whole=False)
+
+
 # --- rendering ---------------------------------------------------------------------
 
 
 def is_template(value: Any) -> bool:
     """Whether a value holds template syntax (plain strings are used as they are)."""
-    return isinstance(value, str) and any(marker in value for marker in _MARKERS)
+    return isinstance(value, str) and "<" in value and any(marker in value for marker in _MARKERS)
 
 
 def _check_value(value: Any, depth: int = 0) -> None:
@@ -258,7 +415,7 @@ def _lookup(path: tuple[str, ...], context: Mapping[str, Any]) -> Any:
     """Follow a dotted path through mappings only; anything else is Jinja's to decide."""
     value: Any = context
     for key in path:
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict | Mapping):
             return _MISSING
         try:
             value = value[key]
@@ -274,6 +431,16 @@ def _render(source: str, context: Mapping[str, Any]) -> Any:
     if path is not None:
         value = _lookup(path, context)
         if value is not _MISSING and not callable(value):
+            return value
+    fast = _fast(source)
+    if fast is not None:
+        try:
+            value = fast(context)
+        except Exception:
+            pass  # undefined, an error or any doubt: Jinja decides (and words the error)
+        else:
+            if fast.whole:
+                _check_value(value)
             return value
     expr = _whole_reference(source)
     token = _loop_budget.set([MAX_LOOP_ITERATIONS])
@@ -379,6 +546,67 @@ def render_definition(place: str, template: Any, scope: Mapping[str, Any]) -> An
         rendered = (render_definition(f"{place}[{i}]", v, scope) for i, v in enumerate(template))
         return [v for v in rendered if v is not None]
     return template
+
+
+def compile_definition(place: str, template: Any) -> Evaluator:
+    """:func:`render_definition` of ``template`` as a function of the scope, with the
+    walk through the definition, the place names and the choice of how each string
+    is evaluated done once (a definition is rendered on every run)."""
+    if isinstance(template, str):
+        return _compile_string(place, template)
+    if isinstance(template, Mapping):
+        entries = [(key, compile_definition(f"{place}.{key}", v)) for key, v in template.items()]
+
+        def mapping(scope: Mapping[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for key, entry in entries:
+                value = entry(scope)
+                if value is not None:
+                    out[key] = value
+            return out
+
+        return mapping
+    if isinstance(template, list):
+        items = [compile_definition(f"{place}[{i}]", v) for i, v in enumerate(template)]
+
+        def sequence(scope: Mapping[str, Any]) -> list[Any]:
+            rendered = (item(scope) for item in items)
+            return [v for v in rendered if v is not None]
+
+        return sequence
+    return lambda scope: template
+
+
+def _compile_string(place: str, source: str) -> Evaluator:
+    if not is_template(source):
+        return lambda scope: source
+    if len(source) > MAX_TEMPLATE_CHARS:
+        return lambda scope: render(place, source, scope)
+    path = _simple_path(source)
+    if path is None:
+        fast = _fast(source)
+        if fast is None:
+            return lambda scope: render(place, source, scope)
+        evaluate, whole = fast.evaluate, fast.whole
+
+        def expression(scope: Mapping[str, Any]) -> Any:
+            try:
+                value = evaluate(scope)
+                if whole:
+                    _check_value(value)
+            except Exception:
+                return render(place, source, scope)  # Jinja's answer (or its error)
+            return value
+
+        return expression
+
+    def reference(scope: Mapping[str, Any]) -> Any:
+        value = _lookup(path, scope)
+        if value is _MISSING or callable(value):
+            return render(place, source, scope)  # Jinja's answer (or its error)
+        return value
+
+    return reference
 
 
 # --- explaining undefined names ----------------------------------------------------

@@ -241,3 +241,56 @@ def test_definition_template_errors_name_the_place() -> None:
         templates.render_definition("a: outputs.values.x", "<<response.json.idd>>", scope)
     assert caught.value.field == "a: outputs.values.x"
     assert "'response.json' has no field 'idd'; it has: id" in str(caught.value)
+
+
+# --- the fast path for simple expressions gives what Jinja gives ---------------------------
+
+FAST_CASES = [
+    "<<trigger.count if trigger.count > 2 else 0>>",
+    "<<trigger.style == 'oil' and vars.size != 'small'>>",
+    "<<not trigger.tags>>",
+    "<<trigger.prompt.upper()>> and <<trigger.prompt.startswith('a')>>",
+    "<<trigger.style or 'none'>>",
+    "<<{'a': trigger.count, 'b': [trigger.style, 1]}>>",
+    "<<trigger['tags'][1]>>",
+    "<<'li' in trigger.prompt>>",
+    "<<trigger.count not in [1, 2]>>",
+    "<<trigger.count <= 3>> <<trigger.count >= 4>> <<trigger.count < 1>>",
+    "<<steps.make_prompt.meta.n>>x",
+    "<<trigger.missing if trigger.count else 1>>",  # undefined: Jinja's error
+    "<<trigger.tags[5]>>",  # out of range: Jinja's undefined
+    "<<trigger.count.upper()>>",  # not a str method call: Jinja's error
+    "<<trigger.__class__>>",  # refused by the sandbox
+]
+
+
+def outcome(source: str) -> tuple[str, Any]:
+    try:
+        return ("value", render(source))
+    except TemplateError as refused:
+        return ("error", str(refused))
+
+
+@pytest.mark.parametrize("source", FAST_CASES)
+def test_the_fast_path_agrees_with_jinja(source: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert templates._fast(source) is not None  # the case takes the fast path
+    fast = outcome(source)
+    monkeypatch.setattr(templates, "_fast", lambda source: None)
+    assert fast == outcome(source)
+
+
+def test_compiled_definitions_agree_with_rendered_ones() -> None:
+    definition = {
+        "path": "/v2/<<inputs.model or 'core'>>",
+        "body": {
+            "ratio": "<<'16:9' if inputs.aspect_ratio == '4:3' else inputs.aspect_ratio>>",
+            "seed": "<<inputs.seed>>",
+            "absent": "<<inputs.nothing>>",
+            "list": ["<<inputs.seed>>", "plain", "<<inputs.nothing>>"],
+            "upper": "<<(inputs.output_format or 'png').upper()>>",
+        },
+    }
+    for inputs in ({"aspect_ratio": "4:3", "seed": 7}, {"model": "ultra", "output_format": "jpeg"}):
+        scope = templates.definition_scope(inputs)
+        compiled = templates.compile_definition("request", definition)
+        assert compiled(scope) == templates.render_definition("request", definition, scope)

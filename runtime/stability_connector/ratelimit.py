@@ -119,7 +119,7 @@ class SqlitePermits:
             path, timeout=30.0, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _set_wal(self._db)
         self._db.execute("PRAGMA synchronous = NORMAL")
         with self._transaction():
             self._db.execute(
@@ -188,6 +188,19 @@ class SqlitePermits:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL. Two processes opening a new file at once can get "database
+    is locked" here without the busy timeout being used, so it is retried for a while."""
+    for attempt in range(100):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 99:
+                raise
+            time.sleep(0.05)
 
 
 class _Immediate:
@@ -259,10 +272,13 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for a permit. Cancelling a waiter gives its place to the next one."""
         queue = self._queue()
-        if not queue and self.store.try_grant(self.clock.now, self.requests, self.window) <= 0:
-            # Give other tasks a turn, as a wait would: acquire is always a checkpoint.
+        if not queue:
+            # Acquire is always a checkpoint, as a wait would be; it comes before the
+            # grant, never between the grant and the send, so the other tasks' work
+            # (tens of them, each handling a response) cannot delay a granted request.
             await anyio.lowlevel.checkpoint()
-            return
+            if not queue and self.store.try_grant(self.clock.now, self.requests, self.window) <= 0:
+                return
         me = _Waiter()
         queue.append(me)
         if len(queue) == 1:

@@ -209,3 +209,28 @@ def test_validate_reports_the_catalog(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = run_cli(capsys, "validate")
     assert code == 0
     assert f"{len(CATALOG.actions)} actions" in out
+
+
+def test_a_job_started_by_one_command_is_fetched_by_the_next(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each command has its own built-in sandbox; the job is found through its files."""
+    monkeypatch.chdir(ROOT)
+    config = SandboxConfig(job_seconds=0.0, jobs_dir=tmp_path / "jobs")
+    starting, fetching = Sandbox(config), Sandbox(config)
+    monkeypatch.setattr(sandbox, "default_sandbox", lambda: starting)
+    files = _example_files("upscale_creative", tmp_path)
+    code, out, err = run_cli(capsys, "run", "upscale_creative", *files, "--no-wait")
+    assert code == 0, err
+    job_id = json.loads(
+        run_cli(capsys, "run", "upscale_creative", *files, "--no-wait", "--json")[1]
+    )["job_id"]
+    assert "--resume-id" in out
+
+    monkeypatch.setattr(sandbox, "default_sandbox", lambda: fetching)
+    code, out, err = run_cli(
+        capsys, "run", "upscale_creative", *files, "--resume-id", job_id, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["status"] == "succeeded"
+    assert [e.method for e in fetching.journal] == ["GET"]  # fetched, not started again

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import functools
 
-from .config import DEFAULT_BLOCK_WORDS, DEFAULT_FILTER_WORDS, SandboxConfig
+from .config import DEFAULT_BLOCK_WORDS, DEFAULT_FILTER_WORDS, SandboxConfig, default_jobs_dir
 from .core import SANDBOX_BASE_URL, Sandbox
 from .faults import Fault, FaultPlan, FaultSpecError, parse_fault, parse_fault_spec
 from .server import (
@@ -93,5 +93,7 @@ __all__ = [
 
 @functools.cache
 def default_sandbox() -> Sandbox:
-    """The process-wide sandbox that connections without an API key talk to."""
-    return Sandbox()
+    """The process-wide sandbox that connections without an API key talk to. Its jobs
+    are kept as files, so the next command (``run --resume-id``, ``runs retry``) finds
+    a job this one started."""
+    return Sandbox(SandboxConfig(jobs_dir=default_jobs_dir()))

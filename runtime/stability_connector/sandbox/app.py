@@ -400,7 +400,13 @@ class SandboxApp:
         seed = self._seed(checked, v1=ex.v1)
         render = self._renderer(ex, checked, seed, filtered and behaviour.can_filter)
         if operation.is_async:
-            return self._start_job(ex, operation, price, render, now)
+            result = None
+            if self.config.jobs_dir is not None:  # kept as a file: rendered now
+                try:
+                    result = (await self._run(render))[0]
+                except Exception:
+                    return self._error(ex, 500)
+            return self._start_job(ex, operation, price, render, now, result)
 
         self.state.charge(ex.account, price)
         try:
@@ -551,6 +557,7 @@ class SandboxApp:
         price: float,
         render: Callable[[], list[Media]],
         now: float,
+        result: Media | None,
     ) -> Reply:
         assert ex.account is not None
         job = Job(
@@ -563,8 +570,9 @@ class SandboxApp:
             expires_at=now + self.config.job_ttl,
             price=price,
             render=lambda: render()[0],
+            result=result,
         )
-        self.state.add_job(job)
+        self.state.add_job(job, now)
         reply = json_reply(
             operation.start_status, {"id": job.id}, **{"x-request-id": ex.request_id}
         )

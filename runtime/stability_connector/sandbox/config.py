@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
+import platformdirs
 
 from .faults import Fault
 
-__all__ = ["DEFAULT_BLOCK_WORDS", "DEFAULT_FILTER_WORDS", "SandboxConfig"]
+__all__ = ["DEFAULT_BLOCK_WORDS", "DEFAULT_FILTER_WORDS", "SandboxConfig", "default_jobs_dir"]
 
 MIB = 1024 * 1024
 
@@ -18,6 +21,18 @@ MIB = 1024 * 1024
 DEFAULT_BLOCK_WORDS: tuple[str, ...] = ("forbiddenword",)
 #: A prompt containing one of these words succeeds with ``CONTENT_FILTERED`` and a blurred image.
 DEFAULT_FILTER_WORDS: tuple[str, ...] = ("blurword",)
+
+#: Where the built-in sandbox keeps its asynchronous jobs, if set.
+JOBS_DIR_ENV = "STABILITY_SANDBOX_JOBS_DIR"
+
+
+def default_jobs_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """``STABILITY_SANDBOX_JOBS_DIR`` if set, else ``sandbox-jobs`` in the user's data
+    directory (beside the run store)."""
+    if env.get(JOBS_DIR_ENV):
+        return Path(env[JOBS_DIR_ENV]).expanduser()
+    return Path(platformdirs.user_data_dir("stability-connector")) / "sandbox-jobs"
+
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -44,6 +59,9 @@ class SandboxConfig:
     retry_after: bool = False
     job_seconds: float = 20.0
     job_ttl: float = 24 * 3600.0
+    #: Keep asynchronous jobs as files here, rendered when they start, so a sandbox in
+    #: another process with the same folder serves their results (None: in memory).
+    jobs_dir: Path | None = None
     latency: float = 0.0
     faults: str | Sequence[tuple[Fault, float]] | None = None
     fault_seed: int | None = None

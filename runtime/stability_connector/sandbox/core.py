@@ -10,6 +10,7 @@ import httpx
 from .app import SandboxApp
 from .config import SandboxConfig
 from .faults import Fault, FaultPlan, parse_fault_spec
+from .jobfiles import JobFiles
 from .state import JournalEntry, SandboxState
 
 __all__ = ["SANDBOX_BASE_URL", "Sandbox"]
@@ -25,7 +26,8 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
-        self.state = SandboxState(self.config)
+        files = JobFiles(self.config.jobs_dir) if self.config.jobs_dir is not None else None
+        self.state = SandboxState(self.config, files)
         self.faults = FaultPlan()
         self._configure_faults()
         self.app = SandboxApp(self.config, self.state, self.faults)

@@ -13,10 +13,13 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import SandboxConfig
 from .media import Media
+
+if TYPE_CHECKING:
+    from .jobfiles import JobFiles
 
 __all__ = ["Account", "Job", "JournalEntry", "SandboxState", "fingerprint", "key_digest"]
 
@@ -104,7 +107,7 @@ class SandboxState:
     """Accounts, jobs and the journal, guarded by one lock (the state may be read from a
     test thread while a server thread answers requests)."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, files: JobFiles | None = None) -> None:
         self.config = config
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
@@ -112,6 +115,7 @@ class SandboxState:
         self.journal: list[JournalEntry] = []
         self._dropped = 0  # journal entries dropped beyond the limit
         self._allowed: dict[str, float] | None = None
+        self._files = files  # where jobs are also kept, for other processes
         self.reset()
 
     def reset(self) -> None:
@@ -201,9 +205,11 @@ class SandboxState:
 
     # --- jobs ----------------------------------------------------------------------
 
-    def add_job(self, job: Job) -> None:
+    def add_job(self, job: Job, now: float) -> None:
         with self.lock:
             self.jobs[job.id] = job
+            if self._files is not None:
+                self._files.save(job, now)
 
     def settle(self, now: float) -> None:
         """Charge every job whose result is ready; forget expired jobs."""
@@ -224,6 +230,11 @@ class SandboxState:
         with self.lock:
             self.settle(now)
             job = self.jobs.get(job_id)
+            if job is None and self._files is not None:
+                job = self._files.load(job_id, now)
+                if job is not None:
+                    self.jobs[job_id] = job
+                    self.settle(now)
             if job is None or job.owner != account.digest or job.family not in families:
                 return None
             return job

@@ -123,6 +123,8 @@ def _normalize(value: Any, schema: Mapping[str, Any]) -> Any:
     if opts is not None:
         return _option_value(value, opts)
     types = _types(schema)
+    if types == {"string"}:
+        return _as_text(value, schema)
     if isinstance(value, str) and "string" not in types:
         value = _from_text(value.strip(), types)
     if isinstance(value, float) and "integer" in types and value.is_integer():
@@ -132,6 +134,23 @@ def _normalize(value: Any, schema: Mapping[str, Any]) -> Any:
     if isinstance(value, Mapping) and "properties" in schema:
         return _normalize_object(value, schema)
     return value
+
+
+def _as_text(value: Any, schema: Mapping[str, Any]) -> Any:
+    """A whole number where text is wanted (a seed mapped from an earlier step's
+    integer output) becomes its digits; text with a ``pattern`` (an identifier, never
+    prose) loses surrounding blanks, and digits their leading zeros when the pattern
+    asks for the plain form."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    pattern = schema.get("pattern")
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return value
+    text = value.strip()
+    candidates = [text, str(int(text))] if text.isdigit() else [text]
+    return next((c for c in candidates if re.search(pattern, c)), value)
 
 
 def _option_value(value: Any, opts: Sequence[tuple[Any, str]]) -> Any:

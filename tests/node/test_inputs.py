@@ -191,10 +191,21 @@ def test_generate_image_aspect_ratio_refusal_lists_the_labels(catalog: Catalog) 
 
 @pytest.mark.parametrize(
     ("seed", "sent"),
-    [("", None), ("42", "42"), ("0", "0"), ("4294967294", "4294967294"), (None, None)],
+    [
+        ("", None),
+        ("42", "42"),
+        ("0", "0"),
+        ("4294967294", "4294967294"),
+        (None, None),
+        (" 42 ", "42"),
+        ("042", "42"),
+        # A whole number mapped from an earlier step's integer output, e.g. its seed.
+        (42, "42"),
+        (7.0, "7"),
+    ],
 )
 def test_generate_image_seed_strings_that_are_accepted(
-    catalog: Catalog, seed: str | None, sent: str | None
+    catalog: Catalog, seed: str | int | float | None, sent: str | None
 ) -> None:
     action = catalog.action("generate_image")
     values = normalize(action, {"prompt": "x", "seed": seed})
@@ -209,7 +220,6 @@ def test_generate_image_seed_strings_that_are_accepted(
         ("-1", "'-1' is not a whole number"),
         ("4.2", "'4.2' is not a whole number"),
         ("4294967295", "'4294967295' is out of range"),
-        ("042", "'042' is out of range"),
     ],
 )
 def test_generate_image_seed_strings_that_are_refused(

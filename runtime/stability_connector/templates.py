@@ -656,7 +656,9 @@ def _explain_undefined(source: str, context: Mapping[str, Any]) -> str | None:
     local: set[str] = set()
     for found in tree.find_all((nodes.For, nodes.Assign)):
         if isinstance(found, nodes.For | nodes.Assign):
-            local.update(n.name for n in found.target.find_all(nodes.Name))
+            target = found.target  # a Name, or a Tuple of them (find_all skips the node itself)
+            names = [target] if isinstance(target, nodes.Name) else target.find_all(nodes.Name)
+            local.update(n.name for n in names)
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
         chain = _chain(node)
         if chain is None or chain[0] in local:

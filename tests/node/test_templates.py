@@ -133,6 +133,8 @@ def test_an_undefined_field_names_the_field_the_expression_and_what_exists() -> 
         ("<<trigger.prompt.size>>", "'trigger.prompt' is text, it has no field 'size'"),
         ("<<trigge.prompt>>", "'trigge' is not defined; names: steps, trigger, vars"),
         ("a <<vars.missing>> b", "'vars' has no field 'missing'; it has: size"),
+        # The loop variable is not the culprit: range is no name templates have.
+        ("<% for i in range(3) %><<i>><% endfor %>", "'range' is not defined"),
     ],
 )
 def test_undefined_references_are_explained(source: str, words: str) -> None:

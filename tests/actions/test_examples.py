@@ -15,11 +15,11 @@ from __future__ import annotations
 import io
 import json
 import struct
-import wave
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 from jsonschema import Draft202012Validator
 from PIL import Image
@@ -48,27 +48,45 @@ JOB_STARTERS = {
     "video": "image_to_video",
 }
 
-# Sizes the API documents for the examples' inputs (512x512 sample photo): edits and
-# control keep the input's size, outpaint adds the requested pixels, fast upscale is
-# 4x, v1 draws width x height, v1 upscale scales to the requested width, Style Guide
-# makes 1 MP at the aspect ratio.
-EXPECTED_SIZES: dict[str, tuple[int, int]] = {
-    "erase": (512, 512),
-    "inpaint": (512, 512),
-    "search_and_replace": (512, 512),
-    "search_and_recolor": (512, 512),
-    "remove_background": (512, 512),
-    "replace_background_and_relight": (512, 512),
-    "control_sketch": (512, 512),
-    "control_structure": (512, 512),
-    "control_style": (1344, 768),
-    "outpaint": (1024, 512),
-    "upscale_fast": (2048, 2048),
-    "v1_text_to_image": (512, 512),
-    "v1_image_to_image": (512, 512),
-    "v1_masking": (512, 512),
-    "v1_upscale": (1024, 1024),
+# Sizes each example must produce, by action and the aspect ratio it asks for (None:
+# none asked). Generators draw the model's size for the ratio (1 MP for SD 3.5, Ultra
+# and Style Guide, 1.5 MP for Core), 4:3 is 3:2 cropped to exactly 4:3, image-to-image
+# keeps the input's ratio; with the 512x512 sample photo, edits and control keep the
+# input's size, outpaint adds the requested pixels, fast upscale is 4x, conservative
+# and creative upscale make 4 MP, v1 draws width x height and v1 upscale scales to the
+# requested width.
+EXPECTED_SIZES: dict[tuple[str, str | None], tuple[int, int]] = {
+    ("generate_image", "16:9"): (1664, 960),
+    ("generate_image", "1:1"): (1024, 1024),
+    ("generate_image", "4:3"): (1108, 831),
+    ("stable_image_core", "16:9"): (1664, 960),
+    ("stable_image_core", "1:1"): (1280, 1280),
+    ("stable_image_ultra", "16:9"): (1344, 768),
+    ("stable_image_ultra", None): (1344, 768),
+    ("stable_diffusion_3", "2:3"): (832, 1216),
+    ("stable_diffusion_3", None): (1344, 768),
+    ("erase", None): (512, 512),
+    ("inpaint", None): (512, 512),
+    ("search_and_replace", None): (512, 512),
+    ("search_and_recolor", None): (512, 512),
+    ("remove_background", None): (512, 512),
+    ("replace_background_and_relight", None): (512, 512),
+    ("fetch_result", None): (512, 512),
+    ("control_sketch", None): (512, 512),
+    ("control_structure", None): (512, 512),
+    ("control_style", "16:9"): (1344, 768),
+    ("control_style_transfer", None): (1024, 1024),
+    ("outpaint", None): (1024, 512),
+    ("upscale_fast", None): (2048, 2048),
+    ("upscale_conservative", None): (2048, 2048),
+    ("upscale_creative", None): (2048, 2048),
+    ("v1_text_to_image", None): (512, 512),
+    ("v1_image_to_image", None): (512, 512),
+    ("v1_masking", None): (512, 512),
+    ("v1_upscale", None): (1024, 1024),
 }
+# Image to video: 1024x576 from a landscape image, as the API documents.
+VIDEO_SIZE = (1024, 576)
 
 CONTENT_TYPES = {
     "png": "image/png",
@@ -141,11 +159,19 @@ def check_file(
     return data, None
 
 
-def wav_seconds(data: bytes) -> float:
-    with wave.open(io.BytesIO(data), "rb") as audio:
-        frames: int = audio.getnframes()
-        rate: int = audio.getframerate()
-    return frames / rate
+def media_seconds(data: bytes) -> float:
+    """An audio file's length, from its decoded samples."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return float(samples / stream.rate)
+
+
+def video_size(data: bytes) -> tuple[int, int]:
+    """A video's frame size, from its first decoded frame."""
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0))
+        return int(frame.width), int(frame.height)
 
 
 # --- what went over the wire -----------------------------------------------------------
@@ -266,12 +292,13 @@ def check_outputs(spec: ActionSpec, result: ActionResult, values: Mapping[str, A
         assert [a.path for a in result.artifacts] == [Path(outputs["file"])]
         if image is not None:
             assert outputs["finish_reason"] == "SUCCESS"
-            if spec.id in EXPECTED_SIZES:
-                assert image.size == EXPECTED_SIZES[spec.id]
+            assert image.size == EXPECTED_SIZES[spec.id, values.get("aspect_ratio")]
             if spec.id == "remove_background":
                 assert "A" in image.getbands()
-        if fmt == "wav":
-            assert wav_seconds(data) == pytest.approx(float(values["duration"]), abs=0.05)
+        if fmt in ("wav", "mp3"):
+            assert media_seconds(data) == pytest.approx(float(values["duration"]), abs=0.1)
+        if fmt == "mp4":
+            assert video_size(data) == VIDEO_SIZE
         # 0 asks for a random seed; 3D models come back without a seed header.
         if int(values.get("seed") or 0) and fmt != "glb":
             assert outputs["seed"] == int(values["seed"])
@@ -281,7 +308,7 @@ def check_outputs(spec: ActionSpec, result: ActionResult, values: Mapping[str, A
         assert len(result.artifacts) == len(items)
         for item in items:
             _, image = check_file(item["file"], "png", item["content_type"], item["size_bytes"])
-            assert image is not None and image.size == EXPECTED_SIZES[spec.id]
+            assert image is not None and image.size == EXPECTED_SIZES[spec.id, None]
             assert item["finish_reason"] == "SUCCESS" and item["filtered"] is False
         if int(values.get("seed") or 0):
             assert items[0]["seed"] == int(values["seed"])

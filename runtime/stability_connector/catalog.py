@@ -32,9 +32,10 @@ from jinja2 import nodes
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from .api_facts import operations as official_operations
-from .definitions import ActionSpec, ConnectorSpec, MediaLimits, UiHints
+from .definitions import ActionSpec, ConnectorSpec, MediaLimits, OptionsSource, UiHints
 from .errors import ConnectorError, DefinitionError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -116,6 +117,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
                 "connector.yaml", place, f"lists {action_id!r} but {file} does not exist"
             )
         actions[action_id] = load_action(root, file, common)
+    check_options_sources(actions)
     return Catalog(root=root, connector=connector, actions=actions, common=common)
 
 
@@ -374,6 +376,99 @@ def _check_form(properties: Mapping[str, Any], file: str) -> None:
                     )
 
 
+def options_source(schema: Mapping[str, Any]) -> OptionsSource | None:
+    """A field's ``x-ui.options_from`` (validated by the loader), or None."""
+    ui = schema.get("x-ui")
+    raw = ui.get("options_from") if isinstance(ui, Mapping) else None
+    return None if raw is None else OptionsSource.model_validate(raw)
+
+
+def check_options_sources(actions: Mapping[str, ActionSpec]) -> None:
+    """Every ``x-ui.options_from`` sits on a form field and names an action of the
+    catalog that can fill a dropdown: a JSON response, an output that is a list, no
+    required inputs (it runs with none), and item keys its outputs declare."""
+    for spec in actions.values():
+        file = f"actions/{spec.id}.yaml"
+        fields = {f"inputs.properties.{name}" for name in spec.inputs.get("properties", {})}
+        for node, where in _walk_schema(spec.inputs, "inputs"):
+            ui = node.get("x-ui")
+            if not isinstance(ui, dict) or ui.get("options_from") is None:
+                continue
+            place = f"{where}.x-ui.options_from"
+            if where not in fields:
+                raise DefinitionError(file, place, "only a field of the form can list options")
+            source = OptionsSource.model_validate(ui["options_from"])
+            _check_options_source(source, actions, file, place)
+
+
+def _check_options_source(
+    source: OptionsSource, actions: Mapping[str, ActionSpec], file: str, place: str
+) -> None:
+    lister = actions.get(source.action)
+    if lister is None:
+        close = get_close_matches(source.action, actions, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DefinitionError(
+            file, f"{place}.action", f"{source.action!r} is not an action of the catalog{hint}"
+        )
+    if lister.response.kind != "json":
+        raise DefinitionError(
+            file,
+            f"{place}.action",
+            f"{source.action} answers {lister.response.kind!r}, not JSON; it cannot list options",
+        )
+    required = lister.inputs.get("required", [])
+    if required:
+        raise DefinitionError(
+            file,
+            f"{place}.action",
+            f"{source.action} needs inputs ({', '.join(required)}); a list of options must "
+            "come from an action that runs without any",
+        )
+    outputs: dict[str, Any] = lister.outputs.schema_.get("properties", {})
+    output = outputs.get(source.output)
+    if output is None:
+        raise DefinitionError(
+            file,
+            f"{place}.output",
+            f"{source.action} has no output {source.output!r} "
+            f"(outputs: {', '.join(outputs) or 'none'})",
+        )
+    if output.get("type") != "array":
+        raise DefinitionError(
+            file,
+            f"{place}.output",
+            f"{source.action}.{source.output} is {output.get('type', 'untyped')!r}, not a JSON "
+            "list; options come from a list of items",
+        )
+    items = output.get("items", {})
+    keys: dict[str, Any] = items.get("properties", {}) if isinstance(items, dict) else {}
+    named = [
+        ("value", source.value),
+        ("label", source.label),
+        *((f"filter.{k}", k) for k in source.filter),
+        *((f"exclude.{k}", k) for k in source.exclude),
+    ]
+    for what, key in named:
+        if key is not None and keys and key not in keys:
+            raise DefinitionError(
+                file,
+                f"{place}.{what}",
+                f"the items of {source.action}.{source.output} have no key {key!r} "
+                f"(keys: {', '.join(keys)})",
+            )
+    for kind, matches in (("filter", source.filter), ("exclude", source.exclude)):
+        for key, wanted in matches.items():
+            if isinstance(wanted, str | list):
+                continue
+            try:
+                re.compile(wanted.pattern)
+            except re.error as broken:
+                raise DefinitionError(
+                    file, f"{place}.{kind}.{key}.pattern", f"is not a valid pattern: {broken}"
+                ) from None
+
+
 def _check_defaults(properties: Mapping[str, Any], file: str) -> None:
     """A default the field itself would refuse is a definition bug."""
     for name, schema in properties.items():
@@ -555,11 +650,29 @@ def register_format(file_name: str, model: type[BaseModel]) -> None:
     _FORMATS[file_name] = model
 
 
+_VOCABULARIES: dict[str, tuple[type[BaseModel], ...]] = {
+    "action.schema.json": (UiHints, MediaLimits),
+}
+"""Models of the ``x-`` keys inside a format's embedded JSON Schemas (``inputs`` holds
+``x-ui`` and ``x-media``), added to the format's ``$defs`` so other languages can
+validate them too."""
+
+
+def _with_vocabularies(schema: dict[str, Any], models: tuple[type[BaseModel], ...]) -> None:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in models], by_alias=True, ref_template="#/$defs/{model}"
+    )
+    merged = {**schema.get("$defs", {}), **defs.get("$defs", {})}
+    schema["$defs"] = dict(sorted(merged.items()))
+
+
 def format_schemas() -> dict[str, dict[str, Any]]:
     """``{file name: JSON Schema}`` of every registered file format."""
     schemas: dict[str, dict[str, Any]] = {}
     for file_name, model in sorted(_FORMATS.items()):
         schema = model.model_json_schema(by_alias=True)
+        if file_name in _VOCABULARIES:
+            _with_vocabularies(schema, _VOCABULARIES[file_name])
         schemas[file_name] = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": file_name,
@@ -674,6 +787,7 @@ def describe_field(name: str, schema: Mapping[str, Any], required: bool) -> dict
         "order": ui.get("order"),
         "advanced": ui.get("advanced", False),
         "show_if": ui.get("show_if"),
+        "options_from": ui.get("options_from"),
     }
     return described
 

@@ -36,6 +36,40 @@ Widget = Literal[
 ]
 
 
+class PatternFilter(Strict):
+    """Keep the items whose field matches a regular expression (searched anywhere)."""
+
+    pattern: str
+
+
+ItemMatch = str | list[str] | PatternFilter
+"""What an item's key must be: the text, one of the texts, or a pattern match."""
+
+
+class OptionsSource(Strict):
+    """``x-ui.options_from``: where an engine that fills dropdowns at run time gets the
+    field's options. It runs ``action`` (free, no required inputs, a JSON response) on
+    the user's connection and turns each item of its ``output`` list into an option.
+    The field's ``oneOf``/``anyOf`` constants stay the static fallback, for engines
+    that cannot list live and for when the call fails."""
+
+    action: str = Field(description="The action that lists the options (catalog id).")
+    output: str = Field(description="Its output holding the list of items (an array).")
+    value: str = Field(default="id", description="The item key that gives the option's value.")
+    label: str | None = Field(
+        default=None, description="The item key that gives the option's label (else the value)."
+    )
+    filter: dict[str, ItemMatch] = Field(
+        default_factory=dict,
+        description="Keep only items whose key equals the text, is one of the listed "
+        "texts, or matches {pattern: regex}.",
+    )
+    exclude: dict[str, ItemMatch] = Field(
+        default_factory=dict,
+        description="Then drop items whose key matches in the same way.",
+    )
+
+
 class UiHints(Strict):
     """``x-ui``: how an engine should present one input. Presentation only; rules
     the validator enforces belong in the JSON Schema itself."""
@@ -49,6 +83,11 @@ class UiHints(Strict):
         default=None,
         description="Show the field only when each named field has the value "
         "(or one of the listed values).",
+    )
+    options_from: OptionsSource | None = Field(
+        default=None,
+        description="List the options live from another action; the schema's constants "
+        "are the fallback.",
     )
 
 

@@ -27,6 +27,7 @@ from .catalog import (
     template_strings,
 )
 from .definitions import ActionSpec, Group
+from .errors import AuthenticationError, PaymentRequiredError
 
 TEMPLATES = Path(__file__).resolve().parent / "docs_templates"
 
@@ -152,6 +153,19 @@ def _default(field: Mapping[str, Any]) -> str:
     return f"`{json.dumps(default) if not isinstance(default, str) else default}`"
 
 
+def _live(action: str, field: Mapping[str, Any]) -> str | None:
+    """The sentence that says a dropdown is listed live (``x-ui.options_from``)."""
+    source = field.get("options_from")
+    if not source:
+        return None
+    return (
+        f"The list is live: a workflow engine that fills dropdowns at run time lists the options "
+        f"with `{source['action']}` on the step's connection, and the values shown here "
+        f"are the fallback. `stability-connector actions options {action} {field['name']}` "
+        "prints the live list."
+    )
+
+
 def _names(names: Sequence[str]) -> str:
     quoted = [f"`{n}`" for n in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -251,7 +265,9 @@ def render_action_page(spec: ActionSpec) -> str:
     fields = []
     for name, schema in ordered_fields(spec):
         field = describe_field(name, schema, name in required)
-        text = " ".join(t for t in (field["description"], field["help"]) if t)
+        text = " ".join(
+            t for t in (field["description"], field["help"], _live(spec.id, field)) if t
+        )
         fields.append(
             {
                 **field,
@@ -293,10 +309,26 @@ def render_action_page(spec: ActionSpec) -> str:
             "branch on it rather than failing.",
             job=spec.response.kind == "job",
             hooks=[_hook_text(h.name, h.when, h.args) for h in spec.response.hooks],
-            errors=sorted(spec.errors.items()),
+            errors=_errors(spec),
         )
     )
     return page
+
+
+# What any call can answer, whatever the action declares: a wrong key, and (for paid
+# actions) too few credits. Worded as the errors themselves word them.
+_ANY_CALL = {
+    "401": f"The API key is missing or wrong. {AuthenticationError.hint}",
+    "402": f"The account has too few credits for this call. {PaymentRequiredError.hint}",
+}
+
+
+def _errors(spec: ActionSpec) -> list[tuple[str, str]]:
+    errors = dict(spec.errors)
+    errors.setdefault("401", _ANY_CALL["401"])
+    if spec.credits is not None or spec.credits_note:
+        errors.setdefault("402", _ANY_CALL["402"])
+    return sorted(errors.items())
 
 
 def _summary(description: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -45,6 +45,9 @@ from .ratelimit import RateLimiter, limiter_for
 from .response import Artifact, map_response
 from .retry import RetryPolicy
 from .transport import Attempt, PreparedRequest, Sender, build_client
+
+if TYPE_CHECKING:
+    from .connection_check import ConnectionCheck
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +266,23 @@ class Runtime:
             self.clock,
             self.catalog.connector.client_headers,
             self.rng,
+        )
+
+    async def test_connection(
+        self, connection: Connection | str | None = None, policy: RetryPolicy | None = None
+    ) -> ConnectionCheck:
+        """Send the connector's connection test (``GET /v1/user/account``) the way runs
+        send: client headers, the key at send time, the key's limiter, the retry policy.
+        Returns what it found (``ok``, the account's id and email, or the error and what
+        to change); raises nothing for a refused key or an unreachable base URL."""
+        from .connection_check import check_connection
+
+        wanted = connection.name if isinstance(connection, Connection) else connection
+        return await check_connection(
+            self.catalog.connector,
+            lambda: self.connection(connection),
+            lambda conn: self._sender(conn, policy),
+            wanted,
         )
 
     # --- running -------------------------------------------------------------------------

@@ -326,7 +326,7 @@ _ANY_CALL = {
 def _errors(spec: ActionSpec) -> list[tuple[str, str]]:
     errors = dict(spec.errors)
     errors.setdefault("401", _ANY_CALL["401"])
-    if spec.credits is not None or spec.credits_note:
+    if spec.credits != 0:  # free calls are never refused for credits
         errors.setdefault("402", _ANY_CALL["402"])
     return sorted(errors.items())
 

@@ -28,6 +28,14 @@ def test_no_page_for_an_action_that_is_gone() -> None:
     assert {p.name for p in DOCS.glob("*.md")} - expected == set()
 
 
+def test_every_page_says_what_to_do_about_a_wrong_key_and_paid_ones_about_credits() -> None:
+    catalog = default_catalog()
+    for action_id in ("generate_image", "upscale_creative", "account_balance"):
+        page = render_action_page(catalog.action(action_id))
+        assert "| 401 |" in page and "STABILITY_API_KEY" in page, action_id
+        assert ("| 402 |" in page) == (action_id != "account_balance"), action_id
+
+
 def test_generate_image_page_has_the_shape_of_the_action_page() -> None:
     page = render_action_page(default_catalog().action("generate_image"))
     for heading in ("## Inputs", "## Sample request", "## Returns", "## Errors", "## Credits"):

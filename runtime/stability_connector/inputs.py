@@ -248,6 +248,37 @@ def problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldProblem]:
     return [problem for _, problem in found.values()]
 
 
+def field_problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldProblem]:
+    """Problems of some inputs taken one by one, each normalized and checked against its
+    own schema in the action's inputs (media inputs are left to the media checks).
+
+    For values known before a run while others are not (a workflow's fixed inputs): rules
+    that span fields (``required``, ``if/then``) need every value and are left to
+    :func:`problems` at run time."""
+    props: Mapping[str, Any] = spec.inputs.get("properties", {})
+    media = media_fields(spec)
+    found: list[FieldProblem] = []
+    for name, value in normalize(spec, values).items():
+        prop = props.get(name)
+        if not isinstance(prop, Mapping) or name in media:
+            continue
+        fast_schema, validator = _validator(prop)
+        if _surely_valid(fast_schema, value):
+            continue
+        best: dict[str, tuple[int, FieldProblem]] = {}
+        for error in validator.iter_errors(value):
+            for rank, problem in _explain(error, prop):
+                inner = problem.field
+                field = (
+                    name if inner == "inputs" else name + ("" if inner[:1] == "[" else ".") + inner
+                )
+                problem = FieldProblem(field, problem.problem, problem.allowed)
+                if field not in best or rank < best[field][0]:
+                    best[field] = (rank, problem)
+        found += [problem for _, problem in best.values()]
+    return found
+
+
 # --- a fast path for valid inputs ------------------------------------------------------------
 # jsonschema spends most of its time building sub-validators; most inputs are valid and
 # most action schemas use a handful of keywords. For those, this check says "valid" the

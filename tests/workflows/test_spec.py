@@ -219,3 +219,70 @@ def test_the_schema_accepts_the_examples() -> None:
     examples = sorted((find_catalog_root() / "examples").glob("*.yaml"))
     for example in examples:
         jsonschema.validate(yaml.safe_load(example.read_text(encoding="utf-8")), schema)
+
+
+def _real(step_inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "fixed",
+        "trigger": {"type": "object", "properties": {"ratio": {"type": "string"}}},
+        **extra,
+        "steps": [
+            {"id": "gen", "action": "generate_image", "inputs": step_inputs},
+            {
+                "id": "up",
+                "action": "upscale_fast",
+                "inputs": {"image": "<<steps.gen.file>>", "output_format": "webp"},
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "words"),
+    [
+        ({"prompt": "x", "aspect_ratio": "5:4"}, "steps.gen.inputs.aspect_ratio", "'5:4'"),
+        ({"prompt": "x", "output_format": "gif"}, "steps.gen.inputs.output_format", "'gif'"),
+        ({"prompt": "x", "seed": "many"}, "steps.gen.inputs.seed", "'many'"),
+        ({"prompt": "x", "seed": -3}, "steps.gen.inputs.seed", "whole number from 0"),
+    ],
+)
+def test_fixed_inputs_the_action_refuses_are_caught_by_the_check(
+    write_workflow: Any, inputs: dict[str, Any], field: str, words: str
+) -> None:
+    from stability_connector.catalog import load_catalog
+
+    with pytest.raises(DefinitionError) as caught:
+        load_workflow(write_workflow(_real(inputs)), load_catalog())
+    error = caught.value
+    assert error.place == field and words in error.problem
+    assert "generate_image" in error.problem and str(write_workflow(_real(inputs))) in str(error)
+    if "options" in error.problem:
+        assert "allowed: " in error.problem
+
+
+def test_fixed_inputs_are_normalized_and_templates_wait_for_the_run(write_workflow: Any) -> None:
+    from stability_connector.catalog import load_catalog
+
+    # Labels and numeric text are accepted as the runtime accepts them; a template's value
+    # is only known at run time.
+    data = _real({"prompt": "x", "aspect_ratio": "16:9 (landscape)", "seed": "42"})
+    load_workflow(write_workflow(data), load_catalog())
+    data = _real({"prompt": "x", "aspect_ratio": "<<trigger.ratio>>"})
+    load_workflow(write_workflow(data), load_catalog())
+
+
+def test_an_unknown_connection_is_refused_naming_the_known_ones(
+    write_workflow: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stability_connector.cli import main
+
+    path = write_workflow(_real({"prompt": "x"}, connection="prodution"))
+    code = main(["workflow", "check", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{path}: connection: unknown connection 'prodution'" in err
+    assert "production" in err and "sandbox" in err
+    code = main(["workflow", "run", str(path), "--db", str(path.parent / "runs.sqlite3")])
+    assert code == 2 and "unknown connection" in capsys.readouterr().err
+    good = write_workflow(_real({"prompt": "x"}, connection="sandbox"), "good.yaml")
+    assert main(["workflow", "check", str(good)]) == 0

@@ -3,7 +3,8 @@
 A workflow is YAML (``schemas/workflow.schema.json`` is generated from
 :class:`WorkflowSpec`). Loading refuses, with the file, the step and the field, anything
 that would only fail halfway through a run: unknown actions or inputs, missing required
-inputs, templates that do not parse, and references to steps that do not exist (or come
+inputs, fixed input values the action does not accept, an unknown connection, templates
+that do not parse, and references to steps that do not exist (or come
 later), to output fields the step's action does not produce, to undeclared vars or trigger
 fields, and to ``item`` outside a loop. Nothing is sent before all of this passes.
 """
@@ -27,8 +28,10 @@ from stability_connector.catalog import (
     format_schemas,
     register_format,
 )
+from stability_connector.connection import DEFAULT_NAME, SANDBOX_NAME
 from stability_connector.definitions import ActionSpec, JsonSchema, RetrySpec
 from stability_connector.errors import DefinitionError, FieldProblem, InputValidationError
+from stability_connector.inputs import field_problems
 
 # The node's standard media outputs (DESIGN "Outputs"): offered by every action whose
 # response is media, whatever its own outputs schema lists.
@@ -185,6 +188,7 @@ def check_workflow(workflow: Workflow, catalog: Any) -> None:
         jsonschema.Draft202012Validator.check_schema(spec.trigger)
     except jsonschema.SchemaError as exc:
         raise DefinitionError(file, "trigger", f"not a valid JSON Schema: {exc.message}") from None
+    _check_connection(workflow, catalog)
     actions: Mapping[str, ActionSpec] = catalog.actions
     seen: dict[str, StepSpec] = {}
     later = {step.id for step in spec.steps}
@@ -217,12 +221,55 @@ def check_workflow(workflow: Workflow, catalog: Any) -> None:
                 raise DefinitionError(
                     file, f"{place}.inputs.{name}", f"{step.action} requires this input"
                 )
+        _check_fixed_inputs(file, place, step, action)
         checker = _ReferenceChecker(workflow, actions, seen, later, step)
         if step.for_each is not None:
             checker.check(f"{place}.for_each", step.for_each, in_loop=False)
         for field, value in _strings(step.inputs):
             checker.check(f"{place}.inputs.{field}", value, in_loop=step.for_each is not None)
         seen[step.id] = step
+
+
+def _check_connection(workflow: Workflow, catalog: Any) -> None:
+    """``connection:`` must name a connection of connector.yaml (or default / sandbox)."""
+    name = workflow.spec.connection
+    settings = getattr(getattr(catalog, "connector", None), "connection", None)
+    if name is None or settings is None:
+        return
+    known = [DEFAULT_NAME, SANDBOX_NAME, *settings.named]
+    if name not in known:
+        raise DefinitionError(
+            workflow.file,
+            "connection",
+            f"unknown connection {name!r} (connections: {', '.join(known)}; "
+            "named connections are declared under connection.named in connector.yaml)",
+        )
+
+
+def has_template(value: Any) -> bool:
+    """Whether any string inside ``value`` holds a template (known only at run time)."""
+    return any("<<" in text or "<%" in text for _, text in _strings(value))
+
+
+def _check_fixed_inputs(file: str, place: str, step: StepSpec, action: ActionSpec) -> None:
+    """Inputs without templates are known now: normalize and validate them the way the
+    runtime will, so a wrong constant is refused before anything is spent. Inputs holding
+    templates, and rules spanning several inputs, wait for the run."""
+    fixed = {name: value for name, value in step.inputs.items() if not has_template(value)}
+    if not fixed:
+        return
+    problems = field_problems(action, fixed)
+    if not problems:
+        return
+    described = [
+        f"{p.problem} for {step.action}" + (f" (allowed: {p.allowed})" if p.allowed else "")
+        for p in problems
+    ]
+    more = "".join(
+        f"; also {place}.inputs.{p.field}: {text}"
+        for p, text in zip(problems[1:], described[1:], strict=True)
+    )
+    raise DefinitionError(file, f"{place}.inputs.{problems[0].field}", described[0] + more)
 
 
 def output_fields(action: ActionSpec) -> set[str] | None:

@@ -831,14 +831,22 @@ def credit_range(spec: ActionSpec) -> tuple[float, float] | None:
     return (min(prices), max(prices)) if prices else None
 
 
-def credits_summary(spec: ActionSpec) -> float | str | None:
-    """A price people can read: the flat number, ``"3–8 credits"``, or the note."""
-    if not isinstance(spec.credits, str):
-        return spec.credits
-    span = credit_range(spec)
+def price_range(spec: ActionSpec) -> tuple[float, float] | None:
+    """The lowest and highest price of a run (None when the action does not say)."""
+    if isinstance(spec.credits, int | float):
+        return float(spec.credits), float(spec.credits)
+    return credit_range(spec)
+
+
+def credits_summary(spec: ActionSpec) -> str:
+    """A price people can read: ``free``, ``8 credits``, ``3–8 credits``, ``depends on
+    the inputs``, or ``not stated`` (see the action's credits note)."""
+    span = price_range(spec)
     if span is None:
-        return "depends on the inputs"
+        return "not stated" if spec.credits is None else "depends on the inputs"
     low, high = span
+    if high == 0:
+        return "free"
     return f"{low:g} credits" if low == high else f"{low:g}–{high:g} credits"
 
 
@@ -852,6 +860,9 @@ def describe_action(spec: ActionSpec, *, brief: bool = False) -> dict[str, Any]:
         "group": spec.group,
         "status": spec.status,
         "credits": credits_summary(spec),
+        # For engines that compare or sum prices; null when the price is not known ahead.
+        "credits_min": None if (span := price_range(spec)) is None else span[0],
+        "credits_max": None if span is None else span[1],
     }
     if brief:
         return summary

@@ -133,17 +133,13 @@ def _actions_list(args: argparse.Namespace) -> int:
             group = summary["group"]
             print(f"\n{group}")
         status = "" if summary["status"] == "current" else f" [{summary['status']}]"
-        credits = _credits_text(summary.get("credits"))
+        credits = _credits_text(summary["credits"])
         print(f"  {summary['id']:<34} {summary['title']}{status}{credits}")
     return 0
 
 
-def _credits_text(credits: Any) -> str:
-    if credits is None:
-        return ""
-    if isinstance(credits, int | float):
-        return f" — {credits:g} credits"
-    return f" — {credits}"
+def _credits_text(credits: str) -> str:
+    return "" if credits == "not stated" else f" — {credits}"
 
 
 def _actions_show(args: argparse.Namespace) -> int:
@@ -155,8 +151,7 @@ def _actions_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{described['title']} ({described['id']}) — {described['group']}")
     print(described["description"])
-    if described.get("credits") is not None:
-        print(f"Cost: {_credits_text(described['credits']).lstrip(' —')}")
+    print(f"Cost: {described['credits']}")
     print("\nInputs:")
     for field in described["fields"]:
         required = "required" if field["required"] else "optional"

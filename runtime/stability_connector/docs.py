@@ -94,13 +94,7 @@ def _number(value: float) -> str:
 
 def credits_text(spec: ActionSpec) -> str:
     """Short: ``3 credits``, ``free``, or ``depends on the inputs``."""
-    if spec.credits is None:
-        return "see Credits"
-    if isinstance(spec.credits, str):
-        return str(credits_summary(spec))
-    if spec.credits == 0:
-        return "free"
-    return f"{_number(spec.credits)} credits"
+    return "see Credits" if spec.credits is None else credits_summary(spec)
 
 
 def credits_long(spec: ActionSpec) -> str:

@@ -83,7 +83,9 @@ def test_write_docs_and_the_module_entry_point(tmp_path: Path, make_catalog: Mak
 def test_describe_action_for_the_command_line(action_id: str) -> None:
     spec = default_catalog().action(action_id)
     brief = describe_action(spec, brief=True)
-    assert set(brief) == {"id", "title", "group", "status", "credits"}
+    assert set(brief) == {"id", "title", "group", "status", "credits", "credits_min", "credits_max"}
+    expected = {"generate_image": ("3–8 credits", 3.0, 8.0), "account_balance": ("free", 0.0, 0.0)}
+    assert (brief["credits"], brief["credits_min"], brief["credits_max"]) == expected[action_id]
     full = describe_action(spec)
     assert full["example"]["inputs"] == spec.examples[0].inputs
     if action_id == "generate_image":

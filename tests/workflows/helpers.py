@@ -84,6 +84,7 @@ class FakeExecutor:
 
     ``fail``: (action, resolved inputs) -> an HTTP status to fail with, or None.
     ``job``: actions that start an async job (on_job_started is called before the result).
+    ``charged``: action -> the credits a send reports, when not what the estimate says.
     """
 
     fail: Callable[[str, dict[str, Any]], int | None] = lambda action, inputs: None
@@ -95,6 +96,7 @@ class FakeExecutor:
     peak: int = 0
     yields: int = 3
     policies: list[Any] = field(default_factory=list)
+    charged: dict[str, float] = field(default_factory=dict)
 
     async def run(
         self,
@@ -156,7 +158,7 @@ class FakeExecutor:
                     "echo": resolved,
                     "image": "A" * 70_000 if action == "gen" else "small",
                 },
-                credits=3.0 if action == "gen" else 2.0,
+                credits=self.charged.get(action, 3.0 if action == "gen" else 2.0),
                 job_id=job_id,
             )
         finally:

@@ -110,3 +110,23 @@ def test_estimate(capsys: pytest.CaptureFixture[str]) -> None:
         ("large", 4, 8.0),
     ]
     assert estimate["within_budget"] is True
+
+
+def test_a_run_over_its_budget_is_refused_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow = tmp_path / "shots.yaml"
+    text = (EXAMPLES / "product_shots.yaml").read_text(encoding="utf-8")
+    flow.write_text(text.replace("  credits: 100\n", "  credits: 30\n"))
+    assert "credits: 30" in flow.read_text()
+    db = tmp_path / "runs.sqlite3"
+    code, out, err = run(
+        capsys, "workflow", "run", flow, "--trigger", EXAMPLES / "product_shots.trigger.json",
+        "--db", db,
+    )  # fmt: skip
+    assert code == 2
+    assert "estimated at 42 credits" in err and "budget of 30" in err
+    assert "shot: 4 × 3.5 = 14; cutout: 4 × 5 = 20; large: 4 × 2 = 8" in err
+    assert "nothing was sent" in err
+    code, out, _ = run(capsys, "runs", "list", "--db", db)
+    assert code == 0 and "no runs" in out

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stability_connector.retry import RetryPolicy
-from stability_connector.workflows.runner import LARGE_OUTPUT, WorkflowRunner
+from stability_connector.workflows.runner import LARGE_OUTPUT, RunOverBudgetError, WorkflowRunner
 from stability_connector.workflows.spec import load_workflow
 from stability_connector.workflows.store import Store
 
@@ -138,29 +138,45 @@ async def test_key_problems_stop_the_loop_from_starting_more_items(
 
 
 @pytest.mark.anyio
-async def test_a_budget_refuses_the_step_before_anything_is_sent(
+async def test_a_run_whose_estimate_is_over_the_budget_is_refused_before_it_starts(
     write_workflow: Any, store: Store
 ) -> None:
     executor = FakeExecutor()
-    data = {**LOOP, "budget": {"credits": 40}}
+    workflow = load(write_workflow, {**LOOP, "budget": {"credits": 40}})
+    # 12 generations × 3 + 12 upscales × 2 + 1 upscale × 2 = 62 credits.
+    with pytest.raises(RunOverBudgetError) as caught:
+        await runner_for(executor, store).start(workflow, {"products": PRODUCTS, "look": "warm"})
+    message = caught.value.message
+    assert "estimated at 62 credits" in message and "budget of 40" in message
+    assert "shot: 12 × 3 = 36; big: 12 × 2 = 24; hero: 1 × 2 = 2" in message
+    assert "nothing was sent" in message
+    assert executor.calls == [] and store.runs() == []
+
+
+@pytest.mark.anyio
+async def test_a_budget_refuses_the_step_whose_real_cost_the_estimate_could_not_know(
+    write_workflow: Any, store: Store
+) -> None:
+    # The estimate (62) fits, but each generation is charged 4 instead of 3.
+    executor = FakeExecutor(charged={"gen": 4.0})
+    data = {**LOOP, "budget": {"credits": 62}}
     workflow = load(write_workflow, data)
     runner = runner_for(executor, store)
-    # 12 generations × 3 = 36 fit; the 12 upscales × 2 = 24 more do not.
     outcome = await runner.start(workflow, {"products": PRODUCTS, "look": "warm"})
     assert outcome.status == "paused"
     assert outcome.error is not None
     assert outcome.error["type"] == "BudgetExceededError" and outcome.error["step"] == "big"
-    assert "budget of 40" in outcome.error["message"]
+    assert "budget of 62" in outcome.error["message"]
     assert "nothing was sent" in outcome.error["message"]
     assert {c.action for c in executor.calls} == {"gen"}
-    assert store.spent(outcome.run_id) == 36
+    assert store.spent(outcome.run_id) == 48
 
     # A retry with a larger budget goes on from there, without sending a generation again.
     executor.calls.clear()
-    outcome = await runner.resume(outcome.run_id, workflow, budget=70)
+    outcome = await runner.resume(outcome.run_id, workflow, budget=80)
     assert outcome.status == "succeeded"
     assert {c.action for c in executor.calls} == {"upscale"}
-    assert store.spent(outcome.run_id) == 36 + 24 + 2
+    assert store.spent(outcome.run_id) == 48 + 24 + 2
 
 
 @pytest.mark.anyio

@@ -18,7 +18,11 @@ from stability_connector.node import Runtime
 from stability_connector.sandbox import Fault, Sandbox, SandboxConfig
 from stability_connector.workflows.commands import format_estimate
 from stability_connector.workflows.estimate import estimate_workflow, fixed_costs
-from stability_connector.workflows.runner import WorkflowRunner, default_resolver
+from stability_connector.workflows.runner import (
+    RunOverBudgetError,
+    WorkflowRunner,
+    default_resolver,
+)
 from stability_connector.workflows.spec import load_workflow
 from stability_connector.workflows.store import Store
 
@@ -225,18 +229,20 @@ async def test_a_budget_refuses_before_anything_is_sent(world: World, tmp_path: 
     assert estimate.within_budget is False
     assert "OVER budget" in format_estimate(estimate)
 
-    outcome = await world.runner.start(workflow, {"names": NAMES})
-    assert outcome.status == "paused"
-    error = outcome.error or {}
-    assert error["type"] == "BudgetExceededError" and error["step"] == "big"
-    assert "nothing was sent" in error["message"]
-    assert world.sent("/v2beta/stable-image/upscale/fast") == []
+    # The whole run's estimate (33) is over the budget: refused before anything is sent.
+    with pytest.raises(RunOverBudgetError) as caught:
+        await world.runner.start(workflow, {"names": NAMES})
+    message = caught.value.message
+    assert "estimated at 33 credits" in message and "budget of 30" in message
+    assert "shot: 6 × 3.5 = 21; big: 6 × 2 = 12" in message
+    assert list(world.sandbox.journal) == []  # nothing at all went out
+    assert world.store.runs() == []
 
-    tight = flow(tmp_path, {**loop_flow(budget={"credits": 10}), "name": "tight"})
-    before = len(world.sandbox.journal)
-    outcome = await world.runner.start(tight, {"names": NAMES})
-    assert outcome.status == "paused" and (outcome.error or {})["step"] == "shot"
-    assert len(world.sandbox.journal) == before  # nothing at all went out
+    # Within the estimate, the run goes through, and spends what the estimate said.
+    enough = flow(tmp_path, {**loop_flow(budget={"credits": 33}), "name": "enough"})
+    outcome = await world.runner.start(enough, {"names": NAMES})
+    assert outcome.status == "succeeded", outcome.error
+    assert world.store.spent(outcome.run_id) == 33
 
 
 @pytest.mark.anyio

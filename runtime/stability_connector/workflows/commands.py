@@ -22,7 +22,12 @@ from typing import Any
 from stability_connector.errors import FieldProblem, InputValidationError
 from stability_connector.workflows.estimate import WorkflowEstimate, estimate_workflow, fixed_costs
 from stability_connector.workflows.progress import NullProgress, ProgressSink, progress_for
-from stability_connector.workflows.runner import RunOutcome, WorkflowRunner, default_resolver
+from stability_connector.workflows.runner import (
+    RunOutcome,
+    RunOverBudgetError,
+    WorkflowRunner,
+    default_resolver,
+)
 from stability_connector.workflows.spec import Workflow, load_workflow, workflow_from_data
 from stability_connector.workflows.store import (
     PLAIN,
@@ -230,9 +235,28 @@ def _summary(outputs: Any) -> str:
     return _short(outputs)
 
 
+def _guard(handler: Any) -> Any:
+    """A run store problem (unknown run id, unusable file) and a run refused before it
+    starts (its estimate is over the budget) are bad input: exit 2, nothing was sent."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            result: int = handler(args)
+        except (StoreError, RunOverBudgetError) as exc:
+            if getattr(args, "json", False):
+                _print_json({"error": exc.to_dict()})
+            else:
+                print(f"error: {exc.message}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return result
+
+    return wrapped
+
+
 # --- workflow ----------------------------------------------------------------------------
 
 
+@_guard
 def handle_run(args: argparse.Namespace) -> int:
     workflow = load_workflow(args.file, _catalog())
     trigger = _read_trigger(args.trigger)
@@ -284,23 +308,6 @@ def format_estimate(estimate: WorkflowEstimate) -> str:
 
 
 # --- runs ------------------------------------------------------------------------------------
-
-
-def _guard(handler: Any) -> Any:
-    """A run store problem (unknown run id, unusable file) is bad input: exit 2."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            result: int = handler(args)
-        except StoreError as exc:
-            if getattr(args, "json", False):
-                _print_json({"error": exc.to_dict()})
-            else:
-                print(f"error: {exc.message}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return result
-
-    return wrapped
 
 
 @_guard

@@ -55,6 +55,16 @@ class WorkflowEstimate:
             return False
         return True if self.complete else None
 
+    def figures(self) -> str:
+        """The per-step figures on one line: ``shot: 6 × 3.5 = 21; big: 6 × 2 = 12``."""
+        parts = []
+        for s in self.steps:
+            count = "?" if s.items is None else str(s.items)
+            per = "?" if s.per_item is None else f"{s.per_item:g}"
+            total = "unknown" if s.total is None else f"{s.total:g}"
+            parts.append(f"{s.step}: {count} × {per} = {total}")
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "workflow": self.workflow,

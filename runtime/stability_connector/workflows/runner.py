@@ -11,8 +11,9 @@ What the runner promises (and the tests check on the sandbox's journal):
   retries a request. The runner never sends a failed item again on its own.
 - Rate limiting lives in the runtime (one limiter per key per process, shared across
   processes through a directory); every loop item and poll of every run goes through it.
-- A credit budget is checked before a step (its whole loop) and before each item; the
-  refused step sends nothing.
+- A run whose estimate (known from the trigger) is over its credit budget is refused
+  before it starts. The budget is also checked before a step (its whole loop) and before
+  each item, for the costs the estimate could not know; the refused step sends nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from stability_connector.errors import (
     ExecutionError,
     PaymentRequiredError,
 )
+from stability_connector.workflows import estimate as estimate_mod
+from stability_connector.workflows.estimate import WorkflowEstimate
 from stability_connector.workflows.progress import NullProgress, ProgressSink
 from stability_connector.workflows.spec import StepSpec, Workflow, validate_trigger
 from stability_connector.workflows.store import PLAIN, ItemRow, Store
@@ -69,6 +72,18 @@ Resolver = Callable[[str, Mapping[str, Any], str], Any]
 
 class BudgetExceededError(ExecutionError):
     """The next step or item would take the run past its credit budget. Nothing was sent."""
+
+
+class RunOverBudgetError(BudgetExceededError):
+    """The estimate for the whole run, known from the trigger before anything runs, is
+    over the budget: the run is refused before it starts (no run is recorded)."""
+
+    def __init__(self, message: str, estimate: WorkflowEstimate) -> None:
+        super().__init__(message)
+        self.estimate = estimate
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "estimate": self.estimate.to_dict()}
 
 
 class LoopError(ConnectorError):
@@ -141,8 +156,13 @@ class WorkflowRunner:
         policy_factory: Callable[[Any], Any] | None = None,
         rng: random.Random | None = None,
         files_dir: Path | None = None,
+        fixed_costs: Mapping[str, float | None] | None = None,
     ) -> None:
         self.executor = executor
+        catalog = getattr(executor, "catalog", None)
+        if fixed_costs is None and catalog is not None:
+            fixed_costs = estimate_mod.fixed_costs(catalog.actions)
+        self.fixed_costs: Mapping[str, float | None] = fixed_costs or {}
         self.files_dir = files_dir
         self.store = store
         self.default_retry = default_retry
@@ -154,8 +174,11 @@ class WorkflowRunner:
     # --- entry points ------------------------------------------------------------------
 
     async def start(self, workflow: Workflow, trigger: Any) -> RunOutcome:
-        """Validate the trigger, record a new run and execute it."""
+        """Validate the trigger, check the whole run's estimate against the budget,
+        record a new run and execute it. Raises :class:`RunOverBudgetError` (nothing
+        sent, no run recorded) when the estimate is over the budget."""
         validate_trigger(workflow, trigger)
+        self.check_budget(workflow, trigger)
         spec = workflow.spec
         run_id = self.store.create_run(
             workflow=spec.name,
@@ -167,6 +190,28 @@ class WorkflowRunner:
         )
         self.store.add_event(run_id, f"run started: workflow {spec.name} ({workflow.file})")
         return await self._execute(run_id, workflow, trigger)
+
+    def check_budget(self, workflow: Workflow, trigger: Any) -> WorkflowEstimate | None:
+        """Refuse a run whose estimate, known from the trigger, is over its budget. Costs
+        the estimate cannot know (a loop over a list only the run produces, a price the
+        API does not publish) are left to the check before each step and item."""
+        spec = workflow.spec
+        if spec.budget is None:
+            return None
+        estimate = estimate_mod.estimate_workflow(
+            workflow, trigger, self.executor, self.resolve, self.fixed_costs
+        )
+        if estimate.within_budget is False:
+            known = "" if estimate.complete else "at least "
+            raise RunOverBudgetError(
+                f"{workflow.file}: budget.credits: the run is estimated at {known}"
+                f"{estimate.total:g} credits ({estimate.figures()}), over its budget of "
+                f"{spec.budget.credits:g}; nothing was sent. Raise budget.credits to at "
+                f"least {estimate.total:g}, or run fewer items "
+                "(`workflow estimate` shows the figures).",
+                estimate,
+            )
+        return estimate
 
     async def resume(
         self, run_id: str, workflow: Workflow, *, budget: float | None = None

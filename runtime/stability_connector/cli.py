@@ -66,7 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("action", metavar="ACTION")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=_actions_show)
+    options = actions_commands.add_parser(
+        "options",
+        help="a dropdown's options (label → value), listed live where the field allows it",
+    )
+    options.add_argument("action", metavar="ACTION")
+    options.add_argument("field", metavar="FIELD")
+    options.add_argument("--connection", metavar="NAME", help="a named connection (connector.yaml)")
+    options.add_argument("--json", action="store_true", help="machine-readable output")
+    options.set_defaults(handler=_actions_options)
     actions.set_defaults(handler=lambda _args: _help(actions))
+
+    connection = commands.add_parser("connection", help="check a connection")
+    connection_commands = connection.add_subparsers(title="connection commands", metavar="COMMAND")
+    test = connection_commands.add_parser(
+        "test", help="send the connection test (GET /v1/user/account): is the key accepted?"
+    )
+    test.add_argument("--connection", metavar="NAME", help="a named connection (connector.yaml)")
+    test.add_argument("--json", action="store_true", help="machine-readable output")
+    test.set_defaults(handler=_connection_test)
+    connection.set_defaults(handler=lambda _args: _help(connection))
 
     run = commands.add_parser("run", help="run one action")
     run.add_argument("action", metavar="ACTION")
@@ -172,6 +191,78 @@ def _actions_show(args: argparse.Namespace) -> int:
         print("\nExample inputs:")
         print("  " + json.dumps(described["example"]["inputs"]))
     return 0
+
+
+def _sandbox_notice(connection: Any) -> None:
+    if connection.sandbox:
+        print(
+            "No STABILITY_API_KEY set: running against the built-in sandbox (no credits spent).",
+            file=sys.stderr,
+        )
+
+
+def _actions_options(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .catalog import default_catalog
+    from .connection import resolve_connection
+    from .options import live_options
+
+    catalog = default_catalog()
+    spec = catalog.action(args.action)
+    try:
+        connection: Any = resolve_connection(catalog.connector, args.connection)
+    except ConnectorError:
+        connection = args.connection  # live_options falls back and says why
+    else:
+        _sandbox_notice(connection)
+    found = anyio.run(live_options, catalog, spec, args.field, connection)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, default=str))
+        return 0
+    if found.live:
+        print(f"{spec.id}.{found.field}: listed live by {found.source} ({found.connection})")
+    elif found.fell_back:
+        print(f"{spec.id}.{found.field}: static fallback options ({found.fallback_reason})")
+    else:
+        print(f"{spec.id}.{found.field}: fixed options")
+    width = max((len(str(o["label"])) for o in found.options), default=0)
+    for option in found.options:
+        print(f"  {option['label']:<{width}} → {option['value']}")
+    return 0
+
+
+# --- connection ----------------------------------------------------------------------
+
+
+def _connection_test(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .catalog import default_catalog
+    from .connection_check import ConnectionCheck
+    from .node import Runtime
+
+    catalog = default_catalog()
+
+    async def check() -> ConnectionCheck:
+        async with Runtime(catalog) as runtime:
+            return await runtime.test_connection(args.connection)
+
+    found = anyio.run(check)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=2, default=str))
+        return 0 if found.ok else 1
+    where = found.base_url or "no base URL"
+    sandbox = " (the built-in sandbox: no API key is set)" if found.sandbox else ""
+    print(f"connection {found.connection} at {where}{sandbox}: {found.request}")
+    if found.ok:
+        account = ", ".join(f"{k} {v}" for k, v in found.account.items()) or "no details"
+        print(f"OK: the key is accepted ({account})")
+        return 0
+    print(f"FAILED: {found.error}", file=sys.stderr)
+    if found.hint:
+        print(f"to fix: {found.hint}", file=sys.stderr)
+    return 1
 
 
 # --- run -----------------------------------------------------------------------------

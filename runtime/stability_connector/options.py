@@ -10,9 +10,9 @@ A field without ``options_from`` simply has its static options.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 

@@ -108,6 +108,10 @@ def options_from_items(source: OptionsSource, items: Any) -> list[dict[str, Any]
     return options
 
 
+#: A form waits for its dropdown: one quick retry, then the static options.
+LISTING_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, deadline=10.0)
+
+
 async def live_options(
     runtime: Runtime | Catalog | None,
     action: str | ActionSpec,
@@ -120,8 +124,9 @@ async def live_options(
     from (``x-ui.options_from``), else (or when the listing fails) its static options.
 
     ``runtime`` is the runtime to send with (its clients, limiters and clock); a
-    catalog (or None: the packaged one) gets a one-shot runtime. An unknown action or
-    field raises ``ConnectorError``; a failed listing never does.
+    catalog (or None: the packaged one) gets a one-shot runtime. ``policy`` defaults
+    to :data:`LISTING_POLICY`, so a failing API soon gives way to the static options.
+    An unknown action or field raises ``ConnectorError``; a failed listing never does.
     """
     from .node import Runtime
 
@@ -150,7 +155,7 @@ async def _live_options(
     try:
         conn = runtime.connection(connection)
         result.connection = conn.name
-        ran = await runtime.run(source.action, {}, connection=conn, policy=policy)
+        ran = await runtime.run(source.action, {}, connection=conn, policy=policy or LISTING_POLICY)
     except ConnectorError as error:
         if isinstance(error, ExecutionError):
             result.attempts = list(error.attempts)

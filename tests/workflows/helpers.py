@@ -65,7 +65,12 @@ def fake_catalog() -> Any:
             ["prompt"],
             3,
         ),
-        "upscale": _action("upscale", {"image": {"type": "string"}}, ["image"], 2),
+        "upscale": _action(
+            "upscale",
+            {"image": {"type": "string"}, "format": {"type": "string", "enum": ["png", "gif"]}},
+            ["image"],
+            2,
+        ),
         "mystery": _action("mystery", {"prompt": {"type": "string"}}, [], None),
     }
     return SimpleNamespace(actions=actions, connector=SimpleNamespace(retry=RetrySpec()))

@@ -130,3 +130,80 @@ def test_a_run_over_its_budget_is_refused_with_exit_2(
     assert "nothing was sent" in err
     code, out, _ = run(capsys, "runs", "list", "--db", db)
     assert code == 0 and "no runs" in out
+
+
+def test_runs_retry_resumes_with_the_corrected_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from .test_sandbox_runs import fixable_flow
+
+    flow = tmp_path / "fixable.yaml"
+    flow.write_text(yaml.safe_dump(fixable_flow("gif")))
+    trigger = tmp_path / "t.json"
+    trigger.write_text(json.dumps({"names": ["a cup", "a pot"]}))
+    db = tmp_path / "runs.sqlite3"
+    code, out, _ = run(capsys, "workflow", "run", flow, "--trigger", trigger, "--db", db, "--quiet")
+    assert code == 1 and "paused at step big" in out
+    run_id = out.split()[1]
+
+    def sent() -> list[str]:
+        main(["runs", "log", run_id, "--db", str(db), "--json"])
+        log = json.loads(capsys.readouterr().out)
+        return sorted(a["path"] for a in log["attempts"])
+
+    before = sent()
+    assert len(before) == 4  # two generations, two cut-outs
+
+    # A file that renames a succeeded step is refused; nothing is sent or stored.
+    renamed = fixable_flow("webp")
+    renamed["steps"][0]["id"] = "shots"
+    renamed["steps"][1]["for_each"] = "<<steps.shots>>"
+    flow.write_text(yaml.safe_dump(renamed))
+    code, out, err = run(capsys, "runs", "retry", run_id, "--db", db, "--quiet")
+    assert code == 2
+    assert "steps.shot: step 'shot' succeeded" in err and "no step 'shot'" in err
+    assert "nothing was sent" in err and "Traceback" not in err
+    assert sent() == before
+
+    # The corrected file: the retry says so, and sends only what had not succeeded.
+    flow.write_text(yaml.safe_dump(fixable_flow("webp")))
+    code, out, err = run(capsys, "runs", "retry", run_id, "--db", db, "--quiet")
+    assert code == 0, out + err
+    assert "resuming with the corrected workflow definition" in out and str(flow) in out
+    assert "vars: changed" in out and "succeeded" in out
+    # Zero repeated requests: the same generations and cut-outs, plus the two upscales.
+    assert sent() == sorted([*before, *["/v2beta/stable-image/upscale/fast"] * 2])
+    code, out, _ = run(capsys, "runs", "show", run_id, "--db", db, "--json")
+    assert json.loads(out)["file"] == str(flow)
+
+
+def test_runs_retry_with_a_corrected_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from .test_sandbox_runs import fixable_flow
+
+    flow = tmp_path / "fixable.yaml"
+    flow.write_text(yaml.safe_dump(fixable_flow("gif")))
+    trigger = tmp_path / "t.json"
+    trigger.write_text(json.dumps({"names": ["a cup"]}))
+    db = tmp_path / "runs.sqlite3"
+    code, out, _ = run(capsys, "workflow", "run", flow, "--trigger", trigger, "--db", db, "--json")
+    assert code == 1
+    run_id = json.loads(out)["run_id"]
+    # Unchanged file: the stored definition, and the same pause.
+    code, out, _ = run(capsys, "runs", "retry", run_id, "--db", db, "--json")
+    assert code == 1 and json.loads(out)["definition"]["source"] == "stored"
+    copy = tmp_path / "fixed.yaml"
+    copy.write_text(yaml.safe_dump(fixable_flow("png")))
+    code, out, _ = run(capsys, "runs", "retry", run_id, "--workflow", copy, "--db", db, "--json")
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "succeeded"
+    assert result["definition"] == {
+        "source": "corrected",
+        "file": str(copy),
+        "changes": ["vars: changed"],
+    }

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
 from stability_connector.retry import RetryPolicy
-from stability_connector.workflows.runner import LARGE_OUTPUT, RunOverBudgetError, WorkflowRunner
+from stability_connector.workflows.runner import (
+    LARGE_OUTPUT,
+    RunOverBudgetError,
+    WorkflowRunner,
+    revise_run,
+)
 from stability_connector.workflows.spec import load_workflow
 from stability_connector.workflows.store import Store
 
@@ -244,3 +250,39 @@ async def test_a_for_each_that_is_not_a_list_pauses_with_a_clear_error(
     )
     assert outcome.status == "paused" and outcome.error is not None
     assert "gave a str, not a list" in outcome.error["message"]
+
+
+@pytest.mark.anyio
+async def test_a_corrected_loop_step_keeps_its_succeeded_items(
+    write_workflow: Any, store: Store
+) -> None:
+    def even_gif(action: str, inputs: dict[str, Any]) -> int | None:
+        # The API takes gif only for some images: those made by an odd-numbered call.
+        number = int(inputs.get("image", "0").rsplit("-", 1)[-1].split(".")[0])
+        return 400 if inputs.get("format") == "gif" and number % 2 == 0 else None
+
+    executor = FakeExecutor(fail=even_gif)
+    data = copy.deepcopy(LOOP)
+    data["steps"][1]["inputs"]["format"] = "gif"
+    runner = runner_for(executor, store)
+    outcome = await runner.start(load(write_workflow, data), {"products": PRODUCTS, "look": "x"})
+    assert outcome.status == "paused" and outcome.error is not None
+    failed = len(outcome.error["failed_items"])
+    done = {i.outputs["echo"]["image"] for i in store.items(outcome.run_id, "big") if i.outputs}
+    assert 0 < failed < 12 and len(done) == 12 - failed
+
+    data["steps"][1]["inputs"]["format"] = "png"
+    fixed = load(write_workflow, data)
+    changes = revise_run(store, outcome.run_id, fixed)
+    assert changes == [
+        f"step big: {12 - failed} succeeded item(s) kept; the others run with the corrected "
+        "definition"
+    ]
+    executor.calls.clear()
+    outcome = await runner.resume(outcome.run_id, fixed)
+    assert outcome.status == "succeeded", outcome.error
+    resent = [c for c in executor.calls if c.action == "upscale"]
+    assert len(resent) == failed + 1  # those that failed, then hero
+    assert not {c.inputs["image"] for c in resent} & done
+    assert {c.inputs.get("format") for c in resent[:failed]} == {"png"}
+    assert not any(c.action == "gen" for c in executor.calls)

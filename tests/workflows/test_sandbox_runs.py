@@ -14,6 +14,7 @@ import pytest
 
 from stability_connector.catalog import find_catalog_root, load_catalog
 from stability_connector.clock import FakeClock
+from stability_connector.errors import DefinitionError
 from stability_connector.node import Runtime
 from stability_connector.sandbox import Fault, Sandbox, SandboxConfig
 from stability_connector.workflows.commands import format_estimate
@@ -22,6 +23,7 @@ from stability_connector.workflows.runner import (
     RunOverBudgetError,
     WorkflowRunner,
     default_resolver,
+    revise_run,
 )
 from stability_connector.workflows.spec import load_workflow
 from stability_connector.workflows.store import Store
@@ -290,3 +292,97 @@ async def test_an_async_job_is_resumed_by_its_stored_id_not_started_again(
     assert len(world.sent("/v2beta/stable-image/upscale/creative")) == 1  # not started again
     polls = world.sent("/v2beta/results/")
     assert polls and all(item.job_id in e.path for e in polls)
+
+
+def fixable_flow(output_format: str) -> dict[str, Any]:
+    """Three steps; the last one's output_format comes from vars, so only the run finds
+    out that ``gif`` is not an upscale format."""
+    return {
+        "name": "fixable",
+        "trigger": {"type": "object", "properties": {"names": {"type": "array"}}},
+        "vars": {"format": output_format},
+        "steps": [
+            {
+                "id": "shot",
+                "action": "generate_image",
+                "for_each": "<<trigger.names>>",
+                "inputs": {"prompt": "<<item>> on a table", "model": "sd3.5-medium"},
+            },
+            {
+                "id": "cutout",
+                "action": "remove_background",
+                "for_each": "<<steps.shot>>",
+                "inputs": {"image": "<<item.file>>"},
+            },
+            {
+                "id": "big",
+                "action": "upscale_fast",
+                "for_each": "<<steps.cutout>>",
+                "inputs": {"image": "<<item.file>>", "output_format": "<<vars.format>>"},
+            },
+        ],
+    }
+
+
+@pytest.mark.anyio
+async def test_a_corrected_workflow_resumes_without_sending_again_what_succeeded(
+    world: World, tmp_path: Path
+) -> None:
+    workflow = flow(tmp_path, fixable_flow("gif"))
+    names = NAMES[:3]
+    outcome = await world.runner.start(workflow, {"names": names})
+    assert outcome.status == "paused" and (outcome.error or {})["step"] == "big"
+    assert "output_format" in (outcome.error or {})["message"]
+    assert len(world.sent()) == 3 and len(world.sent("/v2beta/stable-image/edit/")) == 3
+    assert world.sent("/v2beta/stable-image/upscale/") == []
+    # The stored definition alone fails the same way: that is what the file fixes.
+    again = await world.runner.resume(outcome.run_id, workflow)
+    assert again.status == "paused" and world.sent("/v2beta/stable-image/upscale/") == []
+
+    fixed = flow(tmp_path, fixable_flow("webp"))
+    changes = revise_run(world.store, outcome.run_id, fixed)
+    assert changes == ["vars: changed"]
+    assert world.store.run(outcome.run_id).spec["vars"] == {"format": "webp"}
+    outcome = await world.runner.resume(outcome.run_id, fixed)
+    assert outcome.status == "succeeded", outcome.error
+    # Zero repeated requests: each generation and cut-out went out once, over both runs.
+    assert world.prompts() == Counter(f"{n} on a table" for n in names)
+    assert len(world.sent("/v2beta/stable-image/edit/remove-background")) == 3
+    upscales = world.sent("/v2beta/stable-image/upscale/fast")
+    assert [e.fields["output_format"] for e in upscales] == ["webp"] * 3
+    events = [e["message"] for e in world.store.events(outcome.run_id)]
+    assert any("replaced by the corrected one" in m for m in events)
+
+
+@pytest.mark.anyio
+async def test_a_corrected_workflow_that_renames_a_succeeded_step_is_refused(
+    world: World, tmp_path: Path
+) -> None:
+    workflow = flow(tmp_path, fixable_flow("gif"))
+    outcome = await world.runner.start(workflow, {"names": NAMES[:2]})
+    assert outcome.status == "paused"
+    stored = world.store.run(outcome.run_id).spec
+    sent = len(world.sandbox.journal)
+
+    renamed = fixable_flow("webp")
+    renamed["steps"][1]["id"] = "cut"
+    renamed["steps"][2]["for_each"] = "<<steps.cut>>"
+    with pytest.raises(DefinitionError) as caught:
+        revise_run(world.store, outcome.run_id, flow(tmp_path, renamed))
+    error = caught.value
+    assert error.place == "steps.cutout"
+    assert "step 'cutout' succeeded" in error.problem and "no step 'cutout'" in error.problem
+    assert "keep the step" in error.problem
+
+    other = fixable_flow("webp")
+    other["steps"][0]["action"] = "stable_image_core"
+    other["steps"][0]["inputs"] = {"prompt": "<<item>> on a table"}
+    with pytest.raises(DefinitionError) as caught:
+        revise_run(world.store, outcome.run_id, flow(tmp_path, other))
+    assert caught.value.place == "steps.shot.action"
+    assert "must stay generate_image" in caught.value.problem
+
+    # Nothing was sent and nothing about the run changed.
+    assert len(world.sandbox.journal) == sent
+    assert world.store.run(outcome.run_id).spec == stored
+    assert [s.step_id for s in world.store.steps(outcome.run_id)] == ["shot", "cutout", "big"]

@@ -2,14 +2,16 @@
 resuming a paused run from its failed node.
 
 Public names: :func:`load_workflow`, :class:`WorkflowSpec`, :class:`Store`,
-:class:`WorkflowRunner`, :func:`estimate_workflow`.
+:class:`WorkflowRunner`, :func:`revise_run`, :func:`estimate_workflow`.
 """
 
 from stability_connector.workflows.estimate import StepEstimate, WorkflowEstimate, estimate_workflow
 from stability_connector.workflows.runner import (
     BudgetExceededError,
     RunOutcome,
+    RunOverBudgetError,
     WorkflowRunner,
+    revise_run,
 )
 from stability_connector.workflows.spec import (
     StepSpec,
@@ -24,6 +26,7 @@ from stability_connector.workflows.store import Store, default_db_path
 __all__ = [
     "BudgetExceededError",
     "RunOutcome",
+    "RunOverBudgetError",
     "StepEstimate",
     "StepSpec",
     "Store",
@@ -34,6 +37,7 @@ __all__ = [
     "default_db_path",
     "estimate_workflow",
     "load_workflow",
+    "revise_run",
     "validate_trigger",
     "workflow_from_data",
 ]

@@ -4,7 +4,7 @@
     workflow estimate FILE [--trigger FILE.json]
     workflow check FILE
     runs list | show RUN_ID | log RUN_ID [--json]
-    runs retry RUN_ID [--budget CREDITS]
+    runs retry RUN_ID [--budget CREDITS] [--workflow FILE]
 
 Exit codes: 0 done, 1 the run failed or paused, 2 the input is wrong.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stability_connector.errors import FieldProblem, InputValidationError
+from stability_connector.errors import DefinitionError, FieldProblem, InputValidationError
 from stability_connector.workflows.estimate import WorkflowEstimate, estimate_workflow, fixed_costs
 from stability_connector.workflows.progress import NullProgress, ProgressSink, progress_for
 from stability_connector.workflows.runner import (
@@ -27,8 +27,14 @@ from stability_connector.workflows.runner import (
     RunOverBudgetError,
     WorkflowRunner,
     default_resolver,
+    revise_run,
 )
-from stability_connector.workflows.spec import Workflow, load_workflow, workflow_from_data
+from stability_connector.workflows.spec import (
+    Workflow,
+    WorkflowSpec,
+    load_workflow,
+    workflow_from_data,
+)
 from stability_connector.workflows.store import (
     PLAIN,
     ItemRow,
@@ -88,6 +94,13 @@ def add_workflow_commands(subparsers: Any) -> None:
     retry.add_argument("run_id", metavar="RUN_ID")
     retry.add_argument(
         "--budget", type=float, metavar="CREDITS", help="a new credit budget for the run"
+    )
+    retry.add_argument(
+        "--workflow",
+        type=Path,
+        metavar="FILE",
+        help="a corrected workflow file to resume with (default: the file the run started "
+        "from, used when it changed)",
     )
     retry.add_argument("--out", type=Path, metavar="DIR")
     retry.add_argument("--quiet", action="store_true")
@@ -203,7 +216,9 @@ async def _execute(
         return await runner.resume(run_id, workflow, budget=budget)
 
 
-def _report(outcome: RunOutcome, args: argparse.Namespace) -> int:
+def _report(
+    outcome: RunOutcome, args: argparse.Namespace, extra: dict[str, Any] | None = None
+) -> int:
     if args.json:
         _print_json(
             {
@@ -211,6 +226,7 @@ def _report(outcome: RunOutcome, args: argparse.Namespace) -> int:
                 "status": outcome.status,
                 "error": outcome.error,
                 "outputs": outcome.outputs,
+                **(extra or {}),
             }
         )
     elif outcome.status == "succeeded":
@@ -462,6 +478,39 @@ def load_run_workflow(store: Store, run_id: str) -> Workflow:
     return workflow_from_data(run.spec, _catalog(), run.file)
 
 
+def _retry_workflow(
+    store: Store, run_id: str, corrected: Path | None
+) -> tuple[Workflow, dict[str, Any]]:
+    """The definition a retry resumes with, and what to tell about it.
+
+    ``--workflow FILE``, else the file the run started from when it still exists: when
+    its definition differs from the stored one, it is checked, checked against what the
+    run already did (:func:`revise_run`) and stored for the run. Otherwise the stored
+    definition is used."""
+    run = store.run(run_id)
+    source = corrected if corrected is not None else Path(run.file)
+    if corrected is None and not source.is_file():
+        info = {
+            "source": "stored",
+            "file": run.file,
+            "note": f"{run.file} is gone; resuming with the definition stored when the run started",
+        }
+        return load_run_workflow(store, run_id), info
+    try:
+        workflow = load_workflow(source, _catalog())
+        if workflow.spec == WorkflowSpec.model_validate(run.spec):
+            return workflow, {"source": "stored", "file": run.file}
+        changes = revise_run(store, run_id, workflow)
+    except DefinitionError as exc:
+        raise DefinitionError(
+            exc.file,
+            exc.place,
+            f"{exc.problem} — run {run_id} is not resumed and nothing was sent; fix the "
+            f"file, then `runs retry {run_id}` again",
+        ) from None
+    return workflow, {"source": "corrected", "file": str(source), "changes": changes}
+
+
 @_guard
 def handle_retry(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
@@ -475,8 +524,18 @@ def handle_retry(args: argparse.Namespace) -> int:
             return EXIT_DONE
         if run.alive_elsewhere:
             raise StoreError(f"run {run.id} is still running (process {run.pid})")
-        workflow = load_run_workflow(store, args.run_id)
+        workflow, definition = _retry_workflow(store, args.run_id, args.workflow)
+        if not args.json:
+            if definition["source"] == "corrected":
+                print(
+                    f"run {run.id}: resuming with the corrected workflow definition from "
+                    f"{definition['file']} (what succeeded is kept and not sent again)"
+                )
+                for change in definition["changes"]:
+                    print(f"  - {change}")
+            elif "note" in definition:
+                print(f"run {run.id}: {definition['note']}")
         outcome = asyncio.run(
             _execute(store, args, workflow, run_id=args.run_id, budget=args.budget)
         )
-        return _report(outcome, args)
+        return _report(outcome, args, {"definition": definition})

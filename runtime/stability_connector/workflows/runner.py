@@ -29,14 +29,15 @@ from stability_connector.errors import (
     AuthenticationError,
     ConnectorError,
     ContentFilteredError,
+    DefinitionError,
     ExecutionError,
     PaymentRequiredError,
 )
 from stability_connector.workflows import estimate as estimate_mod
 from stability_connector.workflows.estimate import WorkflowEstimate
 from stability_connector.workflows.progress import NullProgress, ProgressSink
-from stability_connector.workflows.spec import StepSpec, Workflow, validate_trigger
-from stability_connector.workflows.store import PLAIN, ItemRow, Store
+from stability_connector.workflows.spec import StepSpec, Workflow, WorkflowSpec, validate_trigger
+from stability_connector.workflows.store import PLAIN, ItemRow, Store, StoreError
 
 LARGE_OUTPUT = 64 * 1024
 """Output strings longer than this (base64 media) are kept as the path of the file that
@@ -217,7 +218,8 @@ class WorkflowRunner:
         self, run_id: str, workflow: Workflow, *, budget: float | None = None
     ) -> RunOutcome:
         """Resume a paused or interrupted run from its failed node. ``workflow`` is the
-        run's stored definition (see ``commands.load_run_workflow``)."""
+        run's stored definition: the one it started with (``commands.load_run_workflow``)
+        or a corrected one stored by :func:`revise_run`."""
         run = self.store.run(run_id)
         if run.status == "succeeded":
             return RunOutcome(run_id, "succeeded", outputs=self._all_outputs(run_id, workflow))
@@ -523,6 +525,118 @@ class WorkflowRunner:
             step_id=step.id,
             index=None if index == PLAIN else index,
         )
+
+
+def revise_run(store: Store, run_id: str, workflow: Workflow) -> list[str]:
+    """Store a corrected definition for a paused or interrupted run, so that a retry
+    resumes with it; what changed, in words.
+
+    What already succeeded stays as it is and is never sent again: its stored outputs feed
+    the later steps. So a step with succeeded work must keep its id, its action and
+    whether it is a loop (and, while some of its items are still to run, its for_each);
+    otherwise :class:`DefinitionError` names the step and nothing is stored. Failed and
+    not-yet-run steps and items run with the new definition; a changed step's items that
+    did not succeed are made again from it (an asynchronous job they had started is let
+    go: its inputs were the old ones)."""
+    run = store.run(run_id)
+    if run.alive_elsewhere:
+        raise StoreError(f"run {run_id} is still running (process {run.pid}); wait for it to pause")
+    validate_trigger(workflow, run.trigger)
+    stored = WorkflowSpec.model_validate(run.spec)
+    old = {step.id: step for step in stored.steps}
+    new = {step.id: step for step in workflow.spec.steps}
+    rows = {row.step_id: row for row in store.steps(run_id)}
+    kept: dict[str, int] = {}
+    for item in store.items(run_id):
+        if item.status == "succeeded":
+            kept[item.step_id] = kept.get(item.step_id, 0) + 1
+    notes: list[str] = []
+    reset: set[str] = set()
+    for step_id, count in kept.items():
+        before, after = old[step_id], new.get(step_id)
+        done = rows[step_id].status == "succeeded"
+        if done:
+            what = f"step {step_id!r} succeeded in run {run_id} and is kept (never sent again)"
+        else:
+            what = (
+                f"{count} item(s) of step {step_id!r} succeeded in run {run_id} and are kept "
+                "(never sent again)"
+            )
+
+        def refuse(place: str, problem: str, what: str = what) -> DefinitionError:
+            return DefinitionError(workflow.file, place, f"{what}; {problem}")
+
+        if after is None:
+            steps = ", ".join(new)
+            raise refuse(
+                f"steps.{step_id}",
+                f"this file has no step {step_id!r} (renamed or removed; its steps: {steps}). "
+                "Later steps read its stored outputs by that id: keep the step, with the "
+                "same id and action",
+            )
+        if after.action != before.action:
+            raise refuse(
+                f"steps.{step_id}.action",
+                f"its stored outputs are {before.action}'s, so its action must stay "
+                f"{before.action} (not {after.action})",
+            )
+        if (after.for_each is None) != (before.for_each is None):
+            kind = "a loop" if before.for_each is not None else "a single step (no for_each)"
+            raise refuse(f"steps.{step_id}.for_each", f"it must stay {kind}")
+        if not done and after.for_each != before.for_each:
+            raise refuse(
+                f"steps.{step_id}.for_each",
+                f"for_each must stay {before.for_each!r}, so they remain the same items",
+            )
+    for step in workflow.spec.steps:
+        previous = old.get(step.id)
+        if previous is None:
+            notes.append(f"step {step.id}: new")
+        elif rows[step.id].status == "succeeded":
+            if step != previous:
+                notes.append(
+                    f"step {step.id}: already succeeded; its stored outputs are kept and "
+                    "its changes do not apply"
+                )
+        elif step != previous:
+            reset.add(step.id)
+            if step.id in kept:
+                notes.append(
+                    f"step {step.id}: {kept[step.id]} succeeded item(s) kept; the others run "
+                    "with the corrected definition"
+                )
+            else:
+                notes.append(f"step {step.id}: runs with the corrected definition")
+    notes += [f"step {step_id}: removed" for step_id in old if step_id not in new]
+    old_budget = stored.budget.credits if stored.budget else None
+    new_budget = workflow.spec.budget.credits if workflow.spec.budget else None
+    budget = run.budget
+    if new_budget != old_budget:
+        budget = new_budget
+        notes.append("budget: " + (f"{new_budget:g} credits" if new_budget is not None else "none"))
+    changed = [
+        name
+        for name in ("name", "description", "trigger", "retry", "connection", "vars")
+        if getattr(workflow.spec, name) != getattr(stored, name)
+    ]
+    if changed:
+        notes.append(f"{', '.join(changed)}: changed")
+    store.replace_definition(
+        run_id,
+        file=workflow.file,
+        spec=workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        budget=budget,
+        steps=[(s.id, s.action, s.for_each is not None) for s in workflow.spec.steps],
+        reset=reset,
+    )
+    store.add_event(
+        run_id,
+        f"retry: the workflow definition is replaced by the corrected one from {workflow.file}"
+        + (f" ({'; '.join(notes)})" if notes else ""),
+        level="warning",
+        data={"file": workflow.file, "changes": notes},
+    )
+    return notes
 
 
 _SYSTEMIC = {

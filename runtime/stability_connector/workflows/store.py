@@ -330,6 +330,49 @@ class Store:
     def set_budget(self, run_id: str, credits: float | None) -> None:
         self._db.execute("UPDATE runs SET budget=? WHERE id=?", (credits, run_id))
 
+    def replace_definition(
+        self,
+        run_id: str,
+        *,
+        file: str,
+        spec: Mapping[str, Any],
+        budget: float | None,
+        steps: list[tuple[str, str, bool]],
+        reset: set[str],
+    ) -> None:
+        """Store a corrected definition for a run, in one transaction: the steps become
+        ``steps`` (id, action, is_loop) in that order, keeping the state of those that
+        stay; a step that is gone loses its items; a step in ``reset`` loses the items
+        that did not succeed (they are made again from the new definition). Succeeded
+        items are never touched. The attempts and events stay: they are what happened."""
+        new_ids = [step_id for step_id, _, _ in steps]
+        with self.transaction():
+            self._db.execute(
+                "UPDATE runs SET file=?, spec_json=?, budget=?, updated_at=? WHERE id=?",
+                (file, _dumps(spec), budget, time.time(), run_id),
+            )
+            for row in self.steps(run_id):
+                if row.step_id not in new_ids:
+                    self._db.execute(
+                        "DELETE FROM items WHERE run_id=? AND step_id=?", (run_id, row.step_id)
+                    )
+                    self._db.execute(
+                        "DELETE FROM steps WHERE run_id=? AND step_id=?", (run_id, row.step_id)
+                    )
+            for position, (step_id, action, is_loop) in enumerate(steps):
+                self._db.execute(
+                    "INSERT INTO steps (run_id, step_id, position, action, is_loop, status)"
+                    " VALUES (?,?,?,?,?,'pending') ON CONFLICT (run_id, step_id) DO UPDATE"
+                    " SET position=excluded.position, action=excluded.action,"
+                    " is_loop=excluded.is_loop",
+                    (run_id, step_id, position, action, int(is_loop)),
+                )
+                if step_id in reset:
+                    self._db.execute(
+                        "DELETE FROM items WHERE run_id=? AND step_id=? AND status!='succeeded'",
+                        (run_id, step_id),
+                    )
+
     def run(self, run_id: str) -> RunRow:
         row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:

@@ -53,6 +53,18 @@ def test_run_show_log_and_list(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 0 and "nothing to retry" in out
 
 
+def test_progress_lines_then_the_outcome_once_when_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        capsys, "workflow", "run", EXAMPLES / "prompt_to_upscale.yaml",
+        "--trigger", EXAMPLES / "prompt_to_upscale.trigger.json", "--db", tmp_path / "r.sqlite3",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "generate: started, 1 node" in err and "upscale: 1/1 done" in err
+    assert (out + err).count(" succeeded") == 1 and out.startswith("run ")
+
+
 def test_a_paused_run_exits_1_and_says_how_to_retry(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -124,11 +124,13 @@ class LineProgress:
     def step_finished(self, step_id: str) -> None:
         self._print(self.counts[step_id].line(step_id, self.now()))
 
+    # The outcome itself is the command's report (on standard output); repeating it
+    # here printed every outcome twice where both streams go to one log.
     def run_paused(self, run_id: str, step_id: str, error: dict[str, Any]) -> None:
-        self._print(f"run {run_id} paused at {step_id}: {error.get('message')}")
+        pass
 
     def run_finished(self, run_id: str) -> None:
-        self._print(f"run {run_id} succeeded")
+        pass
 
 
 class RichProgress:

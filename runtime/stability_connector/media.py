@@ -10,7 +10,6 @@ headers and frames.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import hashlib
@@ -25,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pybase64
 from PIL import GifImagePlugin, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from .errors import FieldProblem
@@ -197,7 +197,7 @@ def _decode_base64(text: str) -> bytes:
     try:
         # Standard or URL-safe alphabet, strictly: a path or a sentence is not base64.
         altchars = b"-_" if ("-" in compact or "_" in compact) else None
-        data = base64.b64decode(padded, altchars=altchars, validate=True)
+        data = pybase64.b64decode(padded, altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
         raise _Refusal("is not valid base64") from None
     if not data:

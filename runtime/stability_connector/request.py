@@ -15,7 +15,6 @@ followed (the client is built with ``follow_redirects=False``).
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
+import pybase64
 
 from .definitions import ActionSpec
 from .errors import BlockedRequestError
@@ -195,9 +195,9 @@ def _flatten(
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Media):
-        return base64.b64encode(value.data).decode("ascii")
+        return pybase64.b64encode_as_string(value.data)
     if isinstance(value, bytes | bytearray):
-        return base64.b64encode(bytes(value)).decode("ascii")
+        return pybase64.b64encode_as_string(bytes(value))
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

@@ -16,13 +16,13 @@ Errors never reach this module: the sender turns them into the exception tree.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pybase64
 
 from . import hooks
 from .definitions import ActionSpec
@@ -69,7 +69,7 @@ class _Lazy(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         if key == "base64":
-            self[key] = base64.b64encode(self._data).decode("ascii")
+            self[key] = pybase64.b64encode_as_string(self._data)
             return self[key]
         if key == "bytes":
             return self._data
@@ -155,7 +155,7 @@ def _media(
     header_type = response.headers.get("content-type", "")
     if isinstance(body, dict):  # JSON with the media as base64
         encoded = next((body[k] for k in _MEDIA_KEYS if isinstance(body.get(k), str)), "")
-        data = base64.b64decode(encoded)
+        data = pybase64.b64decode(encoded)
         seed, finish = body.get("seed"), body.get("finish_reason")
     else:
         data = response.content
@@ -194,7 +194,7 @@ def _artifacts(
     found: list[tuple[bytes, str, Any, Any]] = []
     if isinstance(body, dict):
         for entry in body.get("artifacts") or []:
-            data = base64.b64decode(entry.get("base64") or "")
+            data = pybase64.b64decode(entry.get("base64") or "")
             found.append(
                 (data, _media_type("", data), entry.get("seed"), entry.get("finishReason"))
             )

@@ -3,12 +3,13 @@ the content negotiation behind the ``accept`` header."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+
+import pybase64
 
 from .media import Media
 
@@ -154,7 +155,7 @@ def media_list_reply(
         if as_json:
             artifacts = [
                 {
-                    "base64": base64.b64encode(m.body).decode("ascii"),
+                    "base64": pybase64.b64encode_as_string(m.body),
                     "seed": m.seed,
                     "finishReason": m.finish_reason,
                 }
@@ -173,7 +174,7 @@ def media_list_reply(
         )
     if as_json:
         payload = {
-            first.json_field: base64.b64encode(first.body).decode("ascii"),
+            first.json_field: pybase64.b64encode_as_string(first.body),
             "seed": first.seed,
             "finish_reason": first.finish_reason,
         }

@@ -88,34 +88,34 @@ def map_response(
     """The outputs (and written files) of a successful response."""
     kind = action.response.kind
     job = {"id": job_id} if job_id else None
-    headers = {
-        k.lower(): v for k, v in response.headers.items() if k.lower() not in _HIDDEN_HEADERS
-    }
-    body = _json(response)
+    # Read once: each lookup in httpx's headers walks and decodes them all.
+    received = {k.lower(): v for k, v in response.headers.items()}
+    headers = {k: v for k, v in received.items() if k not in _HIDDEN_HEADERS}
+    body = _json(response, received)
     scope = definition_scope(
         inputs, response={"status": response.status_code, "headers": headers, "json": body}
     )
     if job is not None:
         scope["job"] = job
-    request_id = response.headers.get("x-request-id")
+    request_id = received.get("x-request-id")
 
     if kind in ("media", "job"):
-        mapped = _media(action, response, body, scope, out_dir, credits, request_id)
+        mapped = _media(action, response, received, body, scope, out_dir, credits, request_id)
     elif kind == "artifacts":
-        mapped = _artifacts(action, response, body, out_dir, credits, request_id)
+        mapped = _artifacts(action, response, received, body, out_dir, credits, request_id)
     elif kind == "json":
         fields = body if isinstance(body, dict) else {"result": body}
         mapped = Mapped(outputs=dict(fields))
     else:
-        mapped = _raw(action, response, headers, body, out_dir)
+        mapped = _raw(action, response, received, headers, body, out_dir)
     place = f"{action.id}: outputs.values"
     for name, template in action.outputs.values.items():
         mapped.outputs[name] = render(f"{place}.{name}", template, scope)
     return mapped
 
 
-def _json(response: httpx.Response) -> Any:
-    if "json" not in response.headers.get("content-type", ""):
+def _json(response: httpx.Response, received: Mapping[str, str]) -> Any:
+    if "json" not in received.get("content-type", ""):
         return None
     try:
         return response.json()
@@ -146,20 +146,21 @@ def _media_type(content_type: str, data: bytes) -> str:
 def _media(
     action: ActionSpec,
     response: httpx.Response,
+    received: Mapping[str, str],
     body: Any,
     scope: dict[str, Any],
     out_dir: Path,
     credits: float | None,
     request_id: str | None,
 ) -> Mapped:
-    header_type = response.headers.get("content-type", "")
+    header_type = received.get("content-type", "")
     if isinstance(body, dict):  # JSON with the media as base64
         encoded = next((body[k] for k in _MEDIA_KEYS if isinstance(body.get(k), str)), "")
         data = pybase64.b64decode(encoded)
         seed, finish = body.get("seed"), body.get("finish_reason")
     else:
         data = response.content
-        seed, finish = response.headers.get("seed"), response.headers.get("finish-reason")
+        seed, finish = received.get("seed"), received.get("finish-reason")
     media = hooks.MediaBody(data, _media_type(header_type, data))
     media = hooks.apply(action.response.hooks, media, scope, f"{action.id}: response.hooks")
     seed_number = _seed(seed)
@@ -186,6 +187,7 @@ def _media(
 def _artifacts(
     action: ActionSpec,
     response: httpx.Response,
+    received: Mapping[str, str],
     body: Any,
     out_dir: Path,
     credits: float | None,
@@ -200,11 +202,9 @@ def _artifacts(
             )
     else:
         data = response.content
-        seed = response.headers.get("seed")
-        finish = response.headers.get("finish-reason")
-        found.append(
-            (data, _media_type(response.headers.get("content-type", ""), data), seed, finish)
-        )
+        seed = received.get("seed")
+        finish = received.get("finish-reason")
+        found.append((data, _media_type(received.get("content-type", ""), data), seed, finish))
     items: list[dict[str, Any]] = []
     artifacts: list[Artifact] = []
     for data, content_type, seed, finish in found:
@@ -241,16 +241,17 @@ def _artifacts(
 def _raw(
     action: ActionSpec,
     response: httpx.Response,
+    received: Mapping[str, str],
     headers: dict[str, str],
     body: Any,
     out_dir: Path,
 ) -> Mapped:
-    content_type = response.headers.get("content-type", "")
+    content_type = received.get("content-type", "")
     outputs: dict[str, Any] = {
         "status": response.status_code,
         "headers": headers,
         "content_type": content_type,
-        "request_id": response.headers.get("x-request-id"),
+        "request_id": received.get("x-request-id"),
     }
     artifacts: list[Artifact] = []
     fmt = format_for_content_type(content_type) or (

@@ -161,10 +161,11 @@ class Sender:
 
     # --- one attempt ---------------------------------------------------------------
 
-    def _encode(self, request: PreparedRequest) -> tuple[httpx.Headers, bytes | None]:
-        """Headers (without the key) and body bytes, built once for every attempt."""
-        headers = httpx.Headers(self.client_headers)
-        headers.update(request.headers)
+    def _encode(self, request: PreparedRequest) -> tuple[dict[str, str], bytes | None]:
+        """Headers (without the key) and body bytes, built once for every attempt.
+        Names are lower-cased so a request's header replaces a client header."""
+        headers = {k.lower(): v for k, v in self.client_headers.items()}
+        headers.update((k.lower(), v) for k, v in request.headers.items())
         content: bytes | None = None
         if request.multipart or request.files:
             boundary = os.urandom(16).hex()
@@ -179,11 +180,11 @@ class Sender:
         return headers, content
 
     async def _send_once(
-        self, request: PreparedRequest, headers: httpx.Headers, content: bytes | None
+        self, request: PreparedRequest, headers: dict[str, str], content: bytes | None
     ) -> httpx.Response:
-        headers = headers.copy()
         # The key joins the headers only now, in a copy that lives for this attempt.
-        headers[self.connection.auth_header] = f"Bearer {self.connection.api_key.reveal()}"
+        auth = {self.connection.auth_header.lower(): f"Bearer {self.connection.api_key.reveal()}"}
+        headers = headers | auth
         built = self.client.build_request(
             request.method,
             request.path,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import hashlib
 import io
 import itertools
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pybase64
+import xxhash
 from PIL import GifImagePlugin, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from .errors import FieldProblem
@@ -381,9 +381,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def output_name(stem: str, data: bytes, extension: str) -> str:
     """``<stem>-<short hash>.<ext>``: readable, and unique per content."""
-    # sha256 runs on the CPU's SHA extensions where present: about twice as fast as
-    # blake2b on a 100 KB image.
-    digest = hashlib.sha256(data).hexdigest()[:10]
+    # A content hash names the file, so a result already written is not written again;
+    # xxh3 takes about 2 µs for a 1 MP PNG where sha256 takes 45 (no secret is hashed).
+    digest = xxhash.xxh3_128_hexdigest(data)[:10]
     clean = _clean_stem(stem)
     return f"{clean}-{digest}.{extension}"
 

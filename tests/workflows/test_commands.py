@@ -179,12 +179,16 @@ def test_runs_retry_resumes_with_the_corrected_file(
     assert "nothing was sent" in err and "Traceback" not in err
     assert sent() == before
 
-    # The corrected file: the retry says so, and sends only what had not succeeded.
-    flow.write_text(yaml.safe_dump(fixable_flow("webp")))
+    # The corrected file (renamed too): the retry says so, and sends only what had not
+    # succeeded.
+    corrected = fixable_flow("webp")
+    corrected["name"] = "fixed_shots"
+    flow.write_text(yaml.safe_dump(corrected))
     code, out, err = run(capsys, "runs", "retry", run_id, "--db", db, "--quiet")
     assert code == 0, out + err
     assert "resuming with the corrected workflow definition" in out and str(flow) in out
     assert "vars: changed" in out and "succeeded" in out
+    assert "fixed_shots" in run(capsys, "runs", "list", "--db", db)[1]
     # Zero repeated requests: the same generations and cut-outs, plus the two upscales.
     assert sent() == sorted([*before, *["/v2beta/stable-image/upscale/fast"] * 2])
     code, out, _ = run(capsys, "runs", "show", run_id, "--db", db, "--json")

@@ -623,6 +623,7 @@ def revise_run(store: Store, run_id: str, workflow: Workflow) -> list[str]:
         notes.append(f"{', '.join(changed)}: changed")
     store.replace_definition(
         run_id,
+        workflow=workflow.spec.name,
         file=workflow.file,
         spec=workflow.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         budget=budget,

@@ -334,6 +334,7 @@ class Store:
         self,
         run_id: str,
         *,
+        workflow: str,
         file: str,
         spec: Mapping[str, Any],
         budget: float | None,
@@ -348,8 +349,9 @@ class Store:
         new_ids = [step_id for step_id, _, _ in steps]
         with self.transaction():
             self._db.execute(
-                "UPDATE runs SET file=?, spec_json=?, budget=?, updated_at=? WHERE id=?",
-                (file, _dumps(spec), budget, time.time(), run_id),
+                "UPDATE runs SET workflow=?, file=?, spec_json=?, budget=?, updated_at=?"
+                " WHERE id=?",
+                (workflow, file, _dumps(spec), budget, time.time(), run_id),
             )
             for row in self.steps(run_id):
                 if row.step_id not in new_ids:

@@ -43,7 +43,7 @@ from .errors import (
 from .jobs import wait_for_result
 from .ratelimit import RateLimiter, limiter_for
 from .response import Artifact, map_response
-from .retry import RetryPolicy
+from .retry import INTERACTIVE_POLICY, RetryPolicy
 from .transport import Attempt, PreparedRequest, Sender, build_client
 
 if TYPE_CHECKING:
@@ -274,14 +274,15 @@ class Runtime:
         """Send the connector's connection test (``GET /v1/user/account``) the way runs
         send: client headers, the key at send time, the key's limiter, the retry policy.
         Returns what it found (``ok``, the account's id and email, or the error and what
-        to change); raises nothing for a refused key or an unreachable base URL."""
+        to change); raises nothing for a refused key or an unreachable base URL. A person
+        waits on it: ``policy`` defaults to :data:`~.retry.INTERACTIVE_POLICY`."""
         from .connection_check import check_connection
 
         wanted = connection.name if isinstance(connection, Connection) else connection
         return await check_connection(
             self.catalog.connector,
             lambda: self.connection(connection),
-            lambda conn: self._sender(conn, policy),
+            lambda conn: self._sender(conn, policy or INTERACTIVE_POLICY),
             wanted,
         )
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .catalog import Catalog, describe_field, options_source
 from .definitions import ActionSpec, ItemMatch, OptionsSource, PatternFilter
 from .errors import ConnectorError, ExecutionError
-from .retry import RetryPolicy
+from .retry import INTERACTIVE_POLICY, RetryPolicy
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -108,10 +108,6 @@ def options_from_items(source: OptionsSource, items: Any) -> list[dict[str, Any]
     return options
 
 
-#: A form waits for its dropdown: one quick retry, then the static options.
-LISTING_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, deadline=10.0)
-
-
 async def live_options(
     runtime: Runtime | Catalog | None,
     action: str | ActionSpec,
@@ -125,7 +121,7 @@ async def live_options(
 
     ``runtime`` is the runtime to send with (its clients, limiters and clock); a
     catalog (or None: the packaged one) gets a one-shot runtime. ``policy`` defaults
-    to :data:`LISTING_POLICY`, so a failing API soon gives way to the static options.
+    to :data:`~.retry.INTERACTIVE_POLICY`, so a failing API soon gives way to the static options.
     An unknown action or field raises ``ConnectorError``; a failed listing never does.
     """
     from .node import Runtime
@@ -155,7 +151,9 @@ async def _live_options(
     try:
         conn = runtime.connection(connection)
         result.connection = conn.name
-        ran = await runtime.run(source.action, {}, connection=conn, policy=policy or LISTING_POLICY)
+        ran = await runtime.run(
+            source.action, {}, connection=conn, policy=policy or INTERACTIVE_POLICY
+        )
     except ConnectorError as error:
         if isinstance(error, ExecutionError):
             result.attempts = list(error.attempts)

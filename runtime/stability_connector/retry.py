@@ -99,6 +99,11 @@ class RetryPolicy:
         return rng.uniform(0.0, self.backoff_cap(retry_number))
 
 
+#: For calls a person waits on (a dropdown's live options, a connection test): one
+#: quick retry, then the answer, instead of the workflow's minutes of backoff.
+INTERACTIVE_POLICY = RetryPolicy(max_attempts=2, initial_delay=0.5, max_delay=2.0, deadline=10.0)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What one attempt's result means for the loop."""

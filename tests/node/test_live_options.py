@@ -9,7 +9,8 @@ from stability_connector.catalog import Catalog
 from stability_connector.connection import Connection
 from stability_connector.errors import ConnectorError
 from stability_connector.node import Runtime
-from stability_connector.options import LISTING_POLICY, live_options, static_options
+from stability_connector.options import live_options, static_options
+from stability_connector.retry import INTERACTIVE_POLICY
 from stability_connector.sandbox import Fault, Sandbox
 from stability_connector.sandbox.validation import V1_ENGINES
 
@@ -60,7 +61,7 @@ async def test_a_failed_listing_falls_back_to_the_static_options_and_says_why(
     assert {"value": "stable-diffusion-v1-6", "label": "Stable Diffusion 1.6"} in found.options
     # The listing went through the normal sender, with the short listing policy: a form
     # waiting for its dropdown gets one quick retry, then the static options.
-    assert LISTING_POLICY.max_attempts == 2
+    assert INTERACTIVE_POLICY.max_attempts == 2
     assert len(engines_list_requests(sandbox)) == 2
     assert [a.status for a in found.attempts] == [500] * 2
 

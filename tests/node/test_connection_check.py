@@ -64,6 +64,17 @@ async def test_a_server_fault_is_retried_like_a_run(
     assert [a.status for a in check.attempts] == [503, 200]
 
 
+async def test_a_failing_api_is_reported_after_one_quick_retry(
+    runtime: Runtime, sandbox: Sandbox, connection: Connection
+) -> None:
+    """A person waits on the test: the short policy, not the workflow's five attempts."""
+    sandbox.script([Fault(status=503)] * 5)
+    check = await runtime.test_connection(connection)
+    assert not check.ok and check.status == 503
+    assert [a.status for a in check.attempts] == [503, 503]
+    assert len(sandbox.journal) == 2
+
+
 async def test_a_named_connection_without_its_key_is_explained(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:

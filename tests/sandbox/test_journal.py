@@ -12,6 +12,8 @@ import pytest
 from sandbox_helpers import KEY, image_bytes
 
 from stability_connector.sandbox import (
+    DEFAULT_BLOCK_WORDS,
+    DEFAULT_FILTER_WORDS,
     Fault,
     Sandbox,
     add_sandbox_arguments,
@@ -150,12 +152,25 @@ def test_command_line_arguments() -> None:
             "--credits",
             "50",
             "--retry-after",
+            "--rate-window",
+            "5",
+            "--timeout-seconds",
+            "2",
+            "--block-words",
+            "nope, never",
+            "--filter-words",
+            "",
         ]
     )
     config = config_from_arguments(args)
     assert (args.host, config.latency, config.credits) == ("127.0.0.1", 0.5, 50.0)
     assert config.keys == ["sk-a", "sk-b"] and config.faults == "503:0.1,seed=3"
     assert config.retry_after is True
+    assert (config.rate_window, config.timeout_seconds) == (5.0, 2.0)
+    assert config.block_words == ("nope", "never") and config.filter_words == ()
+    defaults = config_from_arguments(parser.parse_args([]))
+    assert defaults.block_words == DEFAULT_BLOCK_WORDS
+    assert defaults.filter_words == DEFAULT_FILTER_WORDS
     commands = argparse.ArgumentParser().add_subparsers()
     add_sandbox_command(commands)
     assert "sandbox" in commands.choices

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from .config import SandboxConfig
+from .config import DEFAULT_BLOCK_WORDS, DEFAULT_FILTER_WORDS, SandboxConfig
 from .core import Sandbox
 from .faults import FaultSpecError, parse_fault_spec
 
@@ -178,6 +178,34 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests per key per window before 429 (default %(default)s)",
     )
     parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the rate limit's window (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a key is locked out after a 429 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--block-words",
+        metavar="WORD,...",
+        help="prompts with these words get 403 content_moderation (default: "
+        + ",".join(DEFAULT_BLOCK_WORDS)
+        + ")",
+    )
+    parser.add_argument(
+        "--filter-words",
+        metavar="WORD,...",
+        help="prompts with these words succeed blurred, as CONTENT_FILTERED (default: "
+        + ",".join(DEFAULT_FILTER_WORDS)
+        + ")",
+    )
+    parser.add_argument(
         "--job-seconds",
         type=float,
         default=20.0,
@@ -192,6 +220,10 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no request log")
 
 
+def _words(text: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    return default if text is None else tuple(w.strip() for w in text.split(",") if w.strip())
+
+
 def config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
     keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
     if args.faults:
@@ -202,6 +234,10 @@ def config_from_arguments(args: argparse.Namespace) -> SandboxConfig:
         latency=args.latency,
         faults=args.faults or None,
         rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        timeout_seconds=args.timeout_seconds,
+        block_words=_words(args.block_words, DEFAULT_BLOCK_WORDS),
+        filter_words=_words(args.filter_words, DEFAULT_FILTER_WORDS),
         job_seconds=args.job_seconds,
         retry_after=args.retry_after,
     )

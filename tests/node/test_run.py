@@ -191,6 +191,7 @@ async def test_v1_text_to_image_is_json_with_arrays(
         "samples": 4,
         "steps": 30,
         "seed": 1234,
+        "style_preset": "analog-film",
     }
     assert prepared.headers["accept"] == "application/json"
     result = await runtime.run(

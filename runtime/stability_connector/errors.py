@@ -142,8 +142,11 @@ class ApiErrorDetails:
     status: int
     name: str | None = None
     message: str | None = None
+    #: The error body's ``id``: what Stability asks for in a support ticket.
     id: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: The response's ``x-request-id`` header, as each attempt of the run log shows it.
+    request_id: str | None = None
 
 
 class ApiError(ExecutionError):
@@ -155,8 +158,10 @@ class ApiError(ExecutionError):
         self.details = details
         said = details.message or "; ".join(details.errors) or "no message"
         name = f" {details.name}" if details.name else ""
-        request = f" (request id {details.id})" if details.id else ""
-        super().__init__(f"Stability API {details.status}{name}: {said}{request}. {self.hint}")
+        ids = [f"error id {details.id}"] if details.id else []
+        ids += [f"request id {details.request_id}"] if details.request_id else []
+        quoted = f" ({', '.join(ids)})" if ids else ""
+        super().__init__(f"Stability API {details.status}{name}: {said}{quoted}. {self.hint}")
 
     @property
     def status(self) -> int:
@@ -169,7 +174,8 @@ class ApiError(ExecutionError):
             "status": d.status,
             "name": d.name,
             "api_message": d.message,
-            "request_id": d.id,
+            "error_id": d.id,
+            "request_id": d.request_id,
             "errors": d.errors,
         }
 

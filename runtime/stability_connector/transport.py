@@ -324,7 +324,7 @@ class Sender:
             else:
                 excerpt = response.text[:_EXCERPT_CHARS].strip()
                 details.message = self._redact(excerpt) or None
-        details.id = details.id or response.headers.get("x-request-id")
+        details.request_id = response.headers.get("x-request-id")
         return details
 
     def _redact(self, text: str) -> str:

@@ -67,7 +67,10 @@ async def test_each_status_reaches_the_user_as_its_error(
     assert [a.status for a in error.attempts] == [status] * requests
     shown = error.to_dict()
     assert shown["type"] == kind.__name__ and shown["status"] == status
-    assert shown["name"] == name and shown["request_id"] == error.details.id
+    assert shown["name"] == name and shown["error_id"] == error.details.id
+    # The body's error id (for support) and the request id every attempt shows.
+    assert error.details.request_id == error.attempts[-1].request_id
+    assert f"request id {error.details.request_id}" in str(error)
     assert shown["retryable"] is retryable
 
 

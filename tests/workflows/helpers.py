@@ -144,7 +144,11 @@ class FakeExecutor:
             if status is not None:
                 raise api_error_for(
                     ApiErrorDetails(
-                        status=status, name="bad_request", message=f"nope {status}", id="req-x"
+                        status=status,
+                        name="bad_request",
+                        message=f"nope {status}",
+                        id="err-x",
+                        request_id="req-x",
                     )
                 )
             if action in self.jobs and job_id is None:

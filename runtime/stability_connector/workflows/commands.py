@@ -438,6 +438,10 @@ def _attempt_line(a: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+# How an API error is quoted: the body's id (for support) and the request's id.
+_IDS = (("error_id", "error id"), ("request_id", "request id"))
+
+
 @_guard
 def handle_log(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
@@ -454,8 +458,9 @@ def handle_log(args: argparse.Namespace) -> int:
         data = e["data"] or {}
         if e["level"] == "error" and data.get("status") is not None:
             detail = f"API {data['status']}: {data.get('api_message') or data.get('name')}"
-            if data.get("request_id"):
-                detail += f" (request id {data['request_id']})"
+            ids = [f"{what} {data[key]}" for key, what in _IDS if data.get(key)]
+            if ids:
+                detail += f" ({', '.join(ids)})"
             entries.append((e["at"], n, f"{'':<7} {where}{detail}"))
     for n, a in enumerate(attempts):
         where = _where(a["step_id"], a["item_index"])

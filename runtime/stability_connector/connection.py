@@ -109,8 +109,9 @@ def resolve_connection(
       the sandbox's placeholder key.
     - ``"sandbox"``: the built-in sandbox.
     - A name from ``connection.named``: that connection's key variable and base URL
-      (the connector's when it names none). Its key is required: asking for
-      ``production`` never falls back to the sandbox.
+      (its ``base_url_env`` variable when set, else its ``base_url``, else the
+      connector's). Its key is required: asking for ``production`` never falls back
+      to the sandbox.
     """
     spec = connector.connection
     header = spec.header
@@ -139,9 +140,12 @@ def resolve_connection(
             f"connection {name!r} needs an API key: set the environment variable "
             f"{named.api_key_env}"
         )
+    override = env.get(named.base_url_env, "").strip() if named.base_url_env else ""
+    if override:
+        check_base_url(override, where=f"the environment variable {named.base_url_env}")
     return Connection(
         name=name,
-        base_url=named.base_url or connector.base_url,
+        base_url=override or named.base_url or connector.base_url,
         api_key=Secret(key),
         auth_header=header,
     )

@@ -255,8 +255,13 @@ class SecretSpec(Strict):
 
 
 class NamedConnection(Strict):
+    """A connection with its own key and, optionally, its own address: ``base_url``,
+    which the variable ``base_url_env`` overrides when set (an installed catalog is
+    not edited, so a gateway's address comes from the environment)."""
+
     api_key_env: str
     base_url: str | None = None
+    base_url_env: str | None = None
 
 
 class ConnectionSpec(Strict):

@@ -65,6 +65,14 @@ def test_named_connections_have_their_own_key_and_address(connector: ConnectorSp
     assert staging.base_url == "https://api.stability.ai"
     production = resolve_connection(connector, "production", env=env)
     assert production.api_key.reveal() == "main-key"
+    # The gateway staging goes through comes from the environment (an installed
+    # catalog is not edited); a bad address is refused with the variable's name.
+    gateway = {**env, "STABILITY_STAGING_BASE_URL": "https://gateway.example/stability"}
+    assert resolve_connection(connector, "staging", env=gateway).base_url == (
+        "https://gateway.example/stability"
+    )
+    with pytest.raises(ConnectionSetupError, match="STABILITY_STAGING_BASE_URL"):
+        resolve_connection(connector, "staging", env={**env, "STABILITY_STAGING_BASE_URL": "ftp:x"})
 
 
 def test_a_named_connection_without_its_key_is_refused(connector: ConnectorSpec) -> None:

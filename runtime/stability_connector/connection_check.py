@@ -96,7 +96,13 @@ def connection_test_request(connector: ConnectorSpec, base_url: str) -> Prepared
 def _hint(error: ConnectorError, connector: ConnectorSpec, conn: Connection) -> str:
     variable = key_variable(connector, conn.name)
     key_place = f"the environment variable {variable}" if variable else "the connection's key"
-    base = "STABILITY_BASE_URL" if conn.name == DEFAULT_NAME else "the connection's base_url"
+    named = connector.connection.named.get(conn.name)
+    if conn.name == DEFAULT_NAME:
+        base = "STABILITY_BASE_URL"
+    elif named is not None and named.base_url_env:
+        base = f"{named.base_url_env} (or the connection's base_url)"
+    else:
+        base = "the connection's base_url"
     if isinstance(error, AuthenticationError):
         return f"the API key was refused: check {key_place} (a key from platform.stability.ai)"
     if isinstance(error, PaymentRequiredError):

@@ -160,6 +160,25 @@ async def test_a_run_whose_estimate_is_over_the_budget_is_refused_before_it_star
 
 
 @pytest.mark.anyio
+async def test_a_retry_whose_estimate_is_over_a_lowered_budget_is_refused(
+    write_workflow: Any, store: Store
+) -> None:
+    executor = FakeExecutor(fail=lambda action, inputs: 400 if action == "upscale" else None)
+    workflow = load(write_workflow, {**LOOP, "budget": {"credits": 62}})
+    runner = runner_for(executor, store)
+    outcome = await runner.start(workflow, {"products": PRODUCTS, "look": "warm"})
+    assert outcome.status == "paused"
+    sent = len(executor.calls)
+    with pytest.raises(RunOverBudgetError) as caught:
+        await runner.resume(outcome.run_id, workflow, budget=50)
+    message = caught.value.message
+    assert f"the retry of run {outcome.run_id} is estimated at 62 credits" in message
+    assert "budget of 50" in message and f"runs retry {outcome.run_id} --budget 62" in message
+    assert len(executor.calls) == sent, "nothing was sent"
+    assert store.run(outcome.run_id).shown_status == "paused"
+
+
+@pytest.mark.anyio
 async def test_a_budget_refuses_the_step_whose_real_cost_the_estimate_could_not_know(
     write_workflow: Any, store: Store
 ) -> None:

@@ -12,8 +12,9 @@ What the runner promises (and the tests check on the sandbox's journal):
 - Rate limiting lives in the runtime (one limiter per key per process, shared across
   processes through a directory); every loop item and poll of every run goes through it.
 - A run whose estimate (known from the trigger) is over its credit budget is refused
-  before it starts. The budget is also checked before a step (its whole loop) and before
-  each item, for the costs the estimate could not know; the refused step sends nothing.
+  before it starts, and so is a retry (a corrected definition or budget may change
+  it). The budget is also checked before a step (its whole loop) and before each item,
+  for the costs the estimate could not know; the refused step sends nothing.
 """
 
 from __future__ import annotations
@@ -192,24 +193,33 @@ class WorkflowRunner:
         self.store.add_event(run_id, f"run started: workflow {spec.name} ({workflow.file})")
         return await self._execute(run_id, workflow, trigger)
 
-    def check_budget(self, workflow: Workflow, trigger: Any) -> WorkflowEstimate | None:
-        """Refuse a run whose estimate, known from the trigger, is over its budget. Costs
-        the estimate cannot know (a loop over a list only the run produces, a price the
-        API does not publish) are left to the check before each step and item."""
+    def check_budget(
+        self, workflow: Workflow, trigger: Any, *, budget: float | None = None, run_id: str = ""
+    ) -> WorkflowEstimate | None:
+        """Refuse a run whose estimate, known from the trigger, is over its budget (the
+        workflow's, or ``budget`` when given). Costs the estimate cannot know (a loop over
+        a list only the run produces, a price the API does not publish) are left to the
+        check before each step and item. ``run_id``: a retry of that run is refused."""
         spec = workflow.spec
-        if spec.budget is None:
+        limit = budget if budget is not None else (spec.budget.credits if spec.budget else None)
+        if limit is None:
             return None
         estimate = estimate_mod.estimate_workflow(
             workflow, trigger, self.executor, self.resolve, self.fixed_costs
         )
-        if estimate.within_budget is False:
+        if estimate.total > limit:
             known = "" if estimate.complete else "at least "
+            what = f"the retry of run {run_id}" if run_id else "the run"
+            raise_it = (
+                f"`runs retry {run_id} --budget {estimate.total:g}`"
+                if run_id
+                else f"budget.credits to at least {estimate.total:g}"
+            )
             raise RunOverBudgetError(
-                f"{workflow.file}: budget.credits: the run is estimated at {known}"
-                f"{estimate.total:g} credits ({estimate.figures()}), over its budget of "
-                f"{spec.budget.credits:g}; nothing was sent. Raise budget.credits to at "
-                f"least {estimate.total:g}, or run fewer items "
-                "(`workflow estimate` shows the figures).",
+                f"{workflow.file}: budget.credits: {what} is estimated at {known}"
+                f"{estimate.total:g} credits in all ({estimate.figures()}), over its budget "
+                f"of {limit:g}; nothing was sent. Raise it ({raise_it}), or run fewer "
+                "items (`workflow estimate` shows the figures).",
                 estimate,
             )
         return estimate
@@ -224,6 +234,10 @@ class WorkflowRunner:
         if run.status == "succeeded":
             return RunOutcome(run_id, "succeeded", outputs=self._all_outputs(run_id, workflow))
         previous = run.shown_status
+        # The whole run (what succeeded was spent from the same budget) must still fit:
+        # a corrected definition or a lower budget may no longer.
+        limit = budget if budget is not None else run.budget
+        self.check_budget(workflow, run.trigger, budget=limit, run_id=run_id)
         run = self.store.claim_run(run_id)
         if budget is not None:
             self.store.set_budget(run_id, budget)

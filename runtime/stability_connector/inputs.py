@@ -440,7 +440,7 @@ _DIGIT_PATTERN = re.compile(r"^[\^$()|\[\]{}0-9,?+*\\d-]+$")
 
 def _pattern_problem(value: Any, pattern: str) -> str:
     if _DIGIT_PATTERN.match(pattern):  # the pattern accepts whole numbers only
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return f"{_show(value)} is out of range"
         return f"{_show(value)} is not a whole number"
     return f"{_show(value)} is not in the accepted form"

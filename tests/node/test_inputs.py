@@ -217,7 +217,7 @@ def test_generate_image_seed_strings_that_are_accepted(
     ("seed", "problem"),
     [
         ("abc", "'abc' is not a whole number"),
-        ("-1", "'-1' is not a whole number"),
+        ("-1", "'-1' is out of range"),
         ("4.2", "'4.2' is not a whole number"),
         ("4294967295", "'4294967295' is out of range"),
     ],

@@ -175,3 +175,33 @@ class FakeExecutor:
 
     def estimate_credits(self, action: Any, inputs: Any, context: Any = None) -> float | None:
         return {"gen": 3.0, "upscale": 2.0}.get(action)
+
+
+def fixable_flow(output_format: str) -> dict[str, Any]:
+    """Three steps; the last one's output_format comes from vars, so only the run finds
+    out that ``gif`` is not an upscale format."""
+    return {
+        "name": "fixable",
+        "trigger": {"type": "object", "properties": {"names": {"type": "array"}}},
+        "vars": {"format": output_format},
+        "steps": [
+            {
+                "id": "shot",
+                "action": "generate_image",
+                "for_each": "<<trigger.names>>",
+                "inputs": {"prompt": "<<item>> on a table", "model": "sd3.5-medium"},
+            },
+            {
+                "id": "cutout",
+                "action": "remove_background",
+                "for_each": "<<steps.shot>>",
+                "inputs": {"image": "<<item.file>>"},
+            },
+            {
+                "id": "big",
+                "action": "upscale_fast",
+                "for_each": "<<steps.cutout>>",
+                "inputs": {"image": "<<item.file>>", "output_format": "<<vars.format>>"},
+            },
+        ],
+    }

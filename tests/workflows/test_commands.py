@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from stability_connector.catalog import find_catalog_root
 from stability_connector.cli import main
+
+from .helpers import fixable_flow
 
 EXAMPLES = find_catalog_root() / "examples"
 
@@ -144,18 +147,20 @@ def test_a_run_over_its_budget_is_refused_with_exit_2(
     assert code == 0 and "no runs" in out
 
 
-def test_runs_retry_resumes_with_the_corrected_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import yaml
-
-    from .test_sandbox_runs import fixable_flow
-
+def fixable_files(tmp_path: Path, names: list[str]) -> tuple[Path, Path, Path]:
+    """A workflow whose last step asks for a format it cannot have (gif), its trigger,
+    and a run store."""
     flow = tmp_path / "fixable.yaml"
     flow.write_text(yaml.safe_dump(fixable_flow("gif")))
     trigger = tmp_path / "t.json"
-    trigger.write_text(json.dumps({"names": ["a cup", "a pot"]}))
-    db = tmp_path / "runs.sqlite3"
+    trigger.write_text(json.dumps({"names": names}))
+    return flow, trigger, tmp_path / "runs.sqlite3"
+
+
+def test_runs_retry_resumes_with_the_corrected_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flow, trigger, db = fixable_files(tmp_path, ["a cup", "a pot"])
     code, out, _ = run(capsys, "workflow", "run", flow, "--trigger", trigger, "--db", db, "--quiet")
     assert code == 1 and "paused at step big" in out
     run_id = out.split()[1]
@@ -198,15 +203,7 @@ def test_runs_retry_resumes_with_the_corrected_file(
 def test_runs_retry_with_a_corrected_copy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import yaml
-
-    from .test_sandbox_runs import fixable_flow
-
-    flow = tmp_path / "fixable.yaml"
-    flow.write_text(yaml.safe_dump(fixable_flow("gif")))
-    trigger = tmp_path / "t.json"
-    trigger.write_text(json.dumps({"names": ["a cup"]}))
-    db = tmp_path / "runs.sqlite3"
+    flow, trigger, db = fixable_files(tmp_path, ["a cup"])
     code, out, _ = run(capsys, "workflow", "run", flow, "--trigger", trigger, "--db", db, "--json")
     assert code == 1
     run_id = json.loads(out)["run_id"]

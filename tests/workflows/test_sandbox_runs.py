@@ -28,6 +28,8 @@ from stability_connector.workflows.runner import (
 from stability_connector.workflows.spec import load_workflow
 from stability_connector.workflows.store import Store
 
+from .helpers import fixable_flow
+
 ROOT = find_catalog_root()
 EXAMPLES = ROOT / "examples"
 CATALOG = load_catalog()
@@ -292,36 +294,6 @@ async def test_an_async_job_is_resumed_by_its_stored_id_not_started_again(
     assert len(world.sent("/v2beta/stable-image/upscale/creative")) == 1  # not started again
     polls = world.sent("/v2beta/results/")
     assert polls and all(item.job_id in e.path for e in polls)
-
-
-def fixable_flow(output_format: str) -> dict[str, Any]:
-    """Three steps; the last one's output_format comes from vars, so only the run finds
-    out that ``gif`` is not an upscale format."""
-    return {
-        "name": "fixable",
-        "trigger": {"type": "object", "properties": {"names": {"type": "array"}}},
-        "vars": {"format": output_format},
-        "steps": [
-            {
-                "id": "shot",
-                "action": "generate_image",
-                "for_each": "<<trigger.names>>",
-                "inputs": {"prompt": "<<item>> on a table", "model": "sd3.5-medium"},
-            },
-            {
-                "id": "cutout",
-                "action": "remove_background",
-                "for_each": "<<steps.shot>>",
-                "inputs": {"image": "<<item.file>>"},
-            },
-            {
-                "id": "big",
-                "action": "upscale_fast",
-                "for_each": "<<steps.cutout>>",
-                "inputs": {"image": "<<item.file>>", "output_format": "<<vars.format>>"},
-            },
-        ],
-    }
 
 
 @pytest.mark.anyio

@@ -25,8 +25,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .request import check_header, confine_path
-from .templates import definition_scope, render
+from .request import render_spec
 from .transport import Attempt, PreparedRequest, Sender
 
 
@@ -70,27 +69,11 @@ def key_variable(connector: ConnectorSpec, name: str) -> str | None:
 
 def connection_test_request(connector: ConnectorSpec, base_url: str) -> PreparedRequest:
     """The connector's ``connection.test`` request, rendered (it takes no inputs)."""
-    spec = connector.connection.test
-    scope = definition_scope({})
-    place = "connector.yaml: connection.test"
-
-    def text(where: str, template: str) -> str | None:
-        value = render(f"{place}.{where}", template, scope)
-        return None if value is None else str(value)
-
-    path = confine_path(text("path", spec.path) or "/", base_url)
-    headers = {
-        name: check_header(name, value)
-        for name, template in spec.headers.items()
-        if (value := text(f"headers.{name}", template)) is not None
-    }
-    headers["accept"] = (text("accept", spec.accept) if spec.accept else None) or "application/json"
-    params = {
-        name: value
-        for name, template in spec.query.items()
-        if (value := text(f"query.{name}", template)) is not None
-    }
-    return PreparedRequest(method=spec.method, path=path, headers=headers, params=params)
+    request = render_spec(
+        connector.connection.test, {}, place="connector.yaml: connection.test", base_url=base_url
+    )
+    request.headers.setdefault("accept", "application/json")
+    return request
 
 
 def _hint(error: ConnectorError, connector: ConnectorSpec, conn: Connection) -> str:

@@ -26,7 +26,7 @@ from urllib.parse import unquote
 import httpx
 import pybase64
 
-from .definitions import ActionSpec
+from .definitions import ActionSpec, RequestSpec
 from .errors import BlockedRequestError
 from .media import MAX_REQUEST_BYTES, Media, inspect
 from .templates import compile_definition, definition_scope, render
@@ -49,12 +49,9 @@ _ENCODED_SLASH = re.compile(r"%(2f|5c)", re.IGNORECASE)
 
 
 class _Plan:
-    """An action's request with its templates compiled (made once per action)."""
+    """A request definition with its templates compiled (made once per definition)."""
 
-    def __init__(self, action: ActionSpec) -> None:
-        spec = action.request
-        place = f"{action.id}: request"
-        self.spec = spec
+    def __init__(self, spec: RequestSpec, place: str) -> None:
         self.path = compile_definition(f"{place}.path", spec.path)
         self.headers = compile_definition(f"{place}.headers", spec.headers)
         self.query = compile_definition(f"{place}.query", spec.query)
@@ -65,19 +62,19 @@ class _Plan:
         )
 
 
-# Keyed by the action's id(); the entry keeps the action alive, so an id is never reused
-# while its plan is here.
-_PLANS: dict[int, tuple[ActionSpec, _Plan]] = {}
+# Keyed by the definition's id(); the entry keeps the definition alive, so an id is
+# never reused while its plan is here.
+_PLANS: dict[int, tuple[RequestSpec, _Plan]] = {}
 _MAX_PLANS = 1024
 
 
-def _plan(action: ActionSpec) -> _Plan:
-    entry = _PLANS.get(id(action))
-    if entry is None or entry[0] is not action:
+def _plan(spec: RequestSpec, place: str) -> _Plan:
+    entry = _PLANS.get(id(spec))
+    if entry is None or entry[0] is not spec:
         if len(_PLANS) >= _MAX_PLANS:
             _PLANS.clear()
-        entry = (action, _Plan(action))
-        _PLANS[id(action)] = entry
+        entry = (spec, _Plan(spec, place))
+        _PLANS[id(spec)] = entry
     return entry[1]
 
 
@@ -89,8 +86,17 @@ def render_request(
     ``base_url`` (the connection's) lets the final URL be checked too; the path
     alone is already confined.
     """
-    plan = _plan(action)
-    spec = plan.spec
+    prepared = render_spec(action.request, inputs, place=f"{action.id}: request", base_url=base_url)
+    prepared.paid = prepared.method != "GET" and bool(action.credits)
+    return prepared
+
+
+def render_spec(
+    spec: RequestSpec, inputs: Mapping[str, Any], *, place: str, base_url: str | None = None
+) -> PreparedRequest:
+    """:func:`render_request` of a request definition on its own (the connector's
+    connection test is one); ``place`` names it in errors. Not marked paid."""
+    plan = _plan(spec, place)
     scope = definition_scope(inputs)
     method: str = spec.method
     encoding: str = spec.encoding
@@ -104,7 +110,7 @@ def render_request(
         method, encoding, body = _generic(inputs, method, encoding, body, headers, params)
 
     if not isinstance(path, str):
-        raise BlockedRequestError(f"{action.id}: the path must be text, not {type(path).__name__}")
+        raise BlockedRequestError(f"{place}: the path must be text, not {type(path).__name__}")
     path = confine_path(path, base_url)
     if plan.accept is not None:
         accept = plan.accept(scope)
@@ -124,7 +130,6 @@ def render_request(
         prepared.multipart = True
     elif encoding == "json":
         prepared.json = _jsonable(body)
-    prepared.paid = method != "GET" and bool(action.credits)
     return prepared
 
 

@@ -532,26 +532,15 @@ def render_definition(place: str, template: Any, scope: Mapping[str, Any]) -> An
     """Render a definition value (a string, or a JSON value holding templates).
 
     Entries of objects and lists that render to None are left out: they are not sent.
+    A definition rendered on every run is better compiled once (:func:`compile_definition`).
     """
-    if isinstance(template, str):
-        return render(place, template, scope)
-    if isinstance(template, Mapping):
-        out: dict[str, Any] = {}
-        for key, entry in template.items():
-            value = render_definition(f"{place}.{key}", entry, scope)
-            if value is not None:
-                out[key] = value
-        return out
-    if isinstance(template, list):
-        rendered = (render_definition(f"{place}[{i}]", v, scope) for i, v in enumerate(template))
-        return [v for v in rendered if v is not None]
-    return template
+    return compile_definition(place, template)(scope)
 
 
 def compile_definition(place: str, template: Any) -> Evaluator:
-    """:func:`render_definition` of ``template`` as a function of the scope, with the
-    walk through the definition, the place names and the choice of how each string
-    is evaluated done once (a definition is rendered on every run)."""
+    """``template`` (a string, or a JSON value holding templates) as a function of the
+    scope, with the walk through the definition, the place names and the choice of how
+    each string is evaluated done once. Entries that render to None are left out."""
     if isinstance(template, str):
         return _compile_string(place, template)
     if isinstance(template, Mapping):

@@ -281,7 +281,7 @@ def test_the_fast_path_agrees_with_jinja(source: str, monkeypatch: pytest.Monkey
     assert fast == outcome(source)
 
 
-def test_compiled_definitions_agree_with_rendered_ones() -> None:
+def test_compiled_definitions_give_what_jinja_gives(monkeypatch: pytest.MonkeyPatch) -> None:
     definition = {
         "path": "/v2/<<inputs.model or 'core'>>",
         "body": {
@@ -292,7 +292,25 @@ def test_compiled_definitions_agree_with_rendered_ones() -> None:
             "upper": "<<(inputs.output_format or 'png').upper()>>",
         },
     }
-    for inputs in ({"aspect_ratio": "4:3", "seed": 7}, {"model": "ultra", "output_format": "jpeg"}):
-        scope = templates.definition_scope(inputs)
-        compiled = templates.compile_definition("request", definition)
-        assert compiled(scope) == templates.render_definition("request", definition, scope)
+    cases = [
+        (
+            {"aspect_ratio": "4:3", "seed": 7},
+            {
+                "path": "/v2/core",
+                "body": {"ratio": "16:9", "seed": 7, "list": [7, "plain"], "upper": "PNG"},
+            },
+        ),
+        (
+            {"model": "ultra", "output_format": "jpeg"},
+            {"path": "/v2/ultra", "body": {"list": ["plain"], "upper": "JPEG"}},
+        ),
+    ]
+    compiled = templates.compile_definition("request", definition)
+    for inputs, expected in cases:
+        assert compiled(templates.definition_scope(inputs)) == expected
+    # The same through Jinja alone (no fast paths).
+    monkeypatch.setattr(templates, "_fast", lambda source: None)
+    monkeypatch.setattr(templates, "_simple_path", lambda source: None)
+    jinja_only = templates.compile_definition("request", definition)
+    for inputs, expected in cases:
+        assert jinja_only(templates.definition_scope(inputs)) == expected

@@ -7,6 +7,7 @@ The outcome says which connection and base URL were tested, and either the accou
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,18 +46,7 @@ class ConnectionCheck:
     attempts: list[Attempt] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "connection": self.connection,
-            "base_url": self.base_url,
-            "sandbox": self.sandbox,
-            "request": self.request,
-            "status": self.status,
-            "account": self.account,
-            "error": self.error,
-            "hint": self.hint,
-            "attempts": [a.to_dict() for a in self.attempts],
-        }
+        return dataclasses.asdict(self)
 
 
 def key_variable(connector: ConnectorSpec, name: str) -> str | None:

@@ -49,16 +49,7 @@ class FieldOptions:
         return self.fallback_reason is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "field": self.field,
-            "live": self.live,
-            "source": self.source,
-            "connection": self.connection,
-            "fallback_reason": self.fallback_reason,
-            "options": self.options,
-            "attempts": [a.to_dict() for a in self.attempts],
-        }
+        return dataclasses.asdict(self)
 
 
 def field_schema(spec: ActionSpec, name: str) -> dict[str, Any]:

@@ -236,13 +236,28 @@ def problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldProblem]:
     """Every problem with ``values`` (media inputs already replaced by their checks)."""
     media = media_fields(spec)
     instance = {k: MEDIA_PLACEHOLDER if k in media else v for k, v in values.items()}
-    fast_schema, validator = _validator(spec.inputs)
-    if _surely_valid(fast_schema, instance):
+    return _problems_of(spec.inputs, instance)
+
+
+def _problems_of(
+    schema: Mapping[str, Any], value: Any, within: str | None = None
+) -> list[FieldProblem]:
+    """One problem per field (the most basic one, missing or wrong type, wins) of
+    ``value`` against ``schema``; ``within``: the field ``value`` is, for the paths."""
+    fast_schema, validator = _validator(schema)
+    if _surely_valid(fast_schema, value):
         return []
     found: dict[str, tuple[int, FieldProblem]] = {}
-    for error in validator.iter_errors(instance):
-        for rank, problem in _explain(error, spec.inputs):
-            # One problem per field: the most basic one (missing, wrong type) wins.
+    for error in validator.iter_errors(value):
+        for rank, problem in _explain(error, schema):
+            if within is not None:
+                inner = problem.field
+                field = (
+                    within
+                    if inner == "inputs"
+                    else within + ("" if inner[:1] == "[" else ".") + inner
+                )
+                problem = FieldProblem(field, problem.problem, problem.allowed)
             if problem.field not in found or rank < found[problem.field][0]:
                 found[problem.field] = (rank, problem)
     return [problem for _, problem in found.values()]
@@ -260,22 +275,8 @@ def field_problems(spec: ActionSpec, values: Mapping[str, Any]) -> list[FieldPro
     found: list[FieldProblem] = []
     for name, value in normalize(spec, values).items():
         prop = props.get(name)
-        if not isinstance(prop, Mapping) or name in media:
-            continue
-        fast_schema, validator = _validator(prop)
-        if _surely_valid(fast_schema, value):
-            continue
-        best: dict[str, tuple[int, FieldProblem]] = {}
-        for error in validator.iter_errors(value):
-            for rank, problem in _explain(error, prop):
-                inner = problem.field
-                field = (
-                    name if inner == "inputs" else name + ("" if inner[:1] == "[" else ".") + inner
-                )
-                problem = FieldProblem(field, problem.problem, problem.allowed)
-                if field not in best or rank < best[field][0]:
-                    best[field] = (rank, problem)
-        found += [problem for _, problem in best.values()]
+        if isinstance(prop, Mapping) and name not in media:
+            found += _problems_of(prop, value, within=name)
     return found
 
 
